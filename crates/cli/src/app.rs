@@ -1,0 +1,128 @@
+//! The command line: global options and one subcommand per task.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cdphub",
+    version,
+    about = "cdphub: a columnar customer-data hub (Parquet lake, SQL models, Delta tables)",
+    long_about = "cdphub brings a brand's scattered customer data together: raw extracts land as \
+Parquet in object storage, SQL models clean and stitch them into Delta tables, and every table \
+is queryable with SQL.\n\nStart with `cdphub demo`, which generates demo data, runs the models \
+and prints a tour."
+)]
+pub struct Cli {
+    /// Project directory holding cdphub.toml and sql/.
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    pub project: PathBuf,
+
+    /// Lake root URL: a directory, file:///abs/path, s3://bucket/prefix or memory://.
+    #[arg(long, global = true, env = "CDPHUB_LAKE", value_name = "URL")]
+    pub lake: Option<String>,
+
+    /// More log output (-v info, -vv debug); CDPHUB_LOG takes a tracing filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate demo data if absent, run the models and print a tour.
+    Demo(DemoArgs),
+    /// Run the SQL models in dependency order and publish their tables.
+    Run(RunArgs),
+    /// Show the model graph: each model, what it reads and its file.
+    Models(ModelsArgs),
+    /// List the tables of the catalog with their kind and row counts.
+    Tables,
+    /// Run one SQL query against the catalog and print the result.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DemoArgs {
+    #[command(subcommand)]
+    pub action: Option<DemoAction>,
+
+    #[command(flatten)]
+    pub data: DemoDataArgs,
+
+    /// Generate the data again even when raw files exist.
+    #[arg(long)]
+    pub regenerate: bool,
+
+    /// Do not serve the tables afterwards (for scripts).
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoAction {
+    /// Write the demo sources as Parquet under raw/ and the ground truth under _truth/.
+    Generate(DemoDataArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoDataArgs {
+    /// Size: 1 means 100,000 persons; fractions work (0.01 = 1,000 persons).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+
+    /// Seed of the generator; the same seed gives the same data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Models to run: `name`, `schema.name`, a schema, `name+` (and downstream), `+name`
+    /// (and upstream). Repeat for several. Default: every model.
+    #[arg(long, short, value_name = "SELECTOR", num_args = 1..)]
+    pub select: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Output as text or as a Graphviz graph.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL to run, with schema-qualified table names (e.g. marts.daily_revenue).
+    pub sql: String,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+
+    /// Write to this file instead of standard output (required for parquet on a terminal).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// With --format table, show at most this many rows.
+    #[arg(long, default_value_t = 200)]
+    pub max_rows: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}

@@ -1,0 +1,134 @@
+//! A throwaway project (the repository's config and models) with its own lake.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const SCALE: &str = "0.005";
+pub const SEED: &str = "7";
+
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+    envs: Vec<(String, String)>,
+    lake: Option<String>,
+}
+
+impl TestProject {
+    /// A copy of the repository's `cdphub.toml` and `sql/`, with the lake in the temp dir.
+    pub fn new() -> Self {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(repo.join("cdphub.toml"), dir.path().join("cdphub.toml")).unwrap();
+        copy_dir(&repo.join("sql"), &dir.path().join("sql"));
+        Self {
+            dir,
+            envs: Vec::new(),
+            lake: None,
+        }
+    }
+
+    pub fn with_lake(mut self, lake: &str) -> Self {
+        self.lake = Some(lake.to_string());
+        self
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// The lake folder of a local project (the default `data/lake`).
+    pub fn lake_path(&self, relative: &str) -> PathBuf {
+        self.path("data/lake").join(relative)
+    }
+
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn cdphub(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cdphub"));
+        command.arg("--project").arg(self.dir.path());
+        command.env_remove("CDPHUB_LAKE");
+        if let Some(lake) = &self.lake {
+            command.arg("--lake").arg(lake);
+        }
+        for (key, value) in &self.envs {
+            command.env(key, value);
+        }
+        command.args(args).output().expect("run cdphub")
+    }
+
+    /// Runs and insists on success, returning stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.cdphub(args);
+        assert!(
+            output.status.success(),
+            "cdphub {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs and insists on failure, returning stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.cdphub(args);
+        assert!(
+            !output.status.success(),
+            "cdphub {args:?} should have failed\nstdout:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(!stderr.contains("panicked"), "cdphub panicked:\n{stderr}");
+        stderr
+    }
+
+    pub fn generate(&self) {
+        self.ok(&["demo", "generate", "--scale", SCALE, "--seed", SEED]);
+    }
+
+    /// One value from a one-row, one-column query.
+    pub fn scalar(&self, sql: &str) -> String {
+        let csv = self.ok(&["query", "--format", "csv", sql]);
+        let mut lines = csv.lines();
+        lines.next().expect("csv header");
+        lines.next().unwrap_or_default().to_string()
+    }
+
+    /// The rows of a table as sorted CSV lines: its contents, whatever the file layout.
+    pub fn contents(&self, table: &str) -> Vec<String> {
+        let csv = self.ok(&["query", "--format", "csv", &format!("SELECT * FROM {table}")]);
+        let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    }
+}
+
+pub const MODEL_TABLES: &[&str] = &[
+    "staging.orders",
+    "staging.order_lines",
+    "staging.identities",
+    "staging.touchpoints",
+    "staging.ad_spend",
+    "staging.consents",
+    "marts.daily_revenue",
+];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

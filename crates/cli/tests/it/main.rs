@@ -1,0 +1,6 @@
+//! End-to-end tests through the `cdphub` binary, on local disk and on s3://.
+
+mod bad_input;
+mod common;
+mod pipeline;
+mod s3;

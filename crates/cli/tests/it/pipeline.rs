@@ -1,0 +1,142 @@
+//! The happy path: generate, run, query, run again.
+
+use crate::common::{MODEL_TABLES, TestProject};
+
+#[test]
+fn demo_data_runs_into_tested_tables_and_history() {
+    let project = TestProject::new();
+    project.generate();
+    let out = project.ok(&["run"]);
+    assert!(out.contains("7 succeeded, 0 failed, 0 skipped"), "{out}");
+
+    // Staging keeps every raw order and the mart adds up to the completed revenue.
+    assert_eq!(
+        project.scalar("SELECT count(*) FROM raw.orders"),
+        project.scalar("SELECT count(*) FROM staging.orders")
+    );
+    let mart = project.scalar("SELECT sum(revenue) FROM marts.daily_revenue");
+    let staged =
+        project.scalar("SELECT sum(total_amount) FROM raw.orders WHERE status = 'completed'");
+    assert_eq!(mart, staged);
+    let orders: u64 = project
+        .scalar("SELECT count(*) FROM staging.orders")
+        .parse()
+        .unwrap();
+    assert!(orders > 100, "expected some orders, got {orders}");
+
+    // Every identifier type of the contract shows up, normalised.
+    let types = project.ok(&[
+        "query",
+        "--format",
+        "csv",
+        "SELECT DISTINCT id_type FROM staging.identities ORDER BY id_type",
+    ]);
+    assert_eq!(
+        types.lines().skip(1).collect::<Vec<_>>(),
+        ["anonymous_id", "customer_id", "device_id", "email", "loyalty_id", "phone"]
+    );
+    assert_eq!(
+        project.scalar(
+            "SELECT count(*) FROM staging.identities WHERE id_type = 'phone' AND id_value NOT LIKE '+%'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        project.scalar(
+            "SELECT count(*) FROM staging.identities WHERE id_type = 'email' AND id_value <> lower(trim(id_value))"
+        ),
+        "0"
+    );
+
+    // The run is recorded, one row per model, with the rows each wrote.
+    assert_eq!(
+        project.scalar("SELECT count(*) FROM hub.model_runs WHERE status = 'success'"),
+        "7"
+    );
+    assert_eq!(
+        project.scalar(
+            "SELECT rows_written FROM hub.model_runs WHERE model = 'staging.orders'"
+        ),
+        orders.to_string()
+    );
+    assert_eq!(project.scalar("SELECT status FROM hub.runs"), "success");
+    assert!(
+        project
+            .scalar("SELECT count(*) FROM hub.test_results WHERE status = 'pass'")
+            .parse::<u64>()
+            .unwrap()
+            > 20
+    );
+
+    let tables = project.ok(&["tables"]);
+    for table in MODEL_TABLES {
+        assert!(tables.contains(table), "{table} missing from:\n{tables}");
+    }
+}
+
+#[test]
+fn running_twice_publishes_identical_contents() {
+    let project = TestProject::new();
+    project.generate();
+    project.ok(&["run"]);
+    let first: Vec<Vec<String>> = MODEL_TABLES.iter().map(|t| project.contents(t)).collect();
+    project.ok(&["run"]);
+    let second: Vec<Vec<String>> = MODEL_TABLES.iter().map(|t| project.contents(t)).collect();
+    for ((table, a), b) in MODEL_TABLES.iter().zip(&first).zip(&second) {
+        assert!(a.len() > 1, "{table} is empty");
+        assert!(a == b, "{table} differs between two runs");
+    }
+    // Two commits: the first version stays readable (time travel).
+    assert_eq!(
+        project.scalar("SELECT max(delta_version) FROM hub.model_runs WHERE model = 'staging.orders'"),
+        "1"
+    );
+    assert_eq!(project.scalar("SELECT count(*) FROM hub.runs"), "2");
+}
+
+#[test]
+fn select_runs_a_model_and_what_depends_on_it() {
+    let project = TestProject::new();
+    project.generate();
+    project.ok(&["run"]);
+    let out = project.ok(&["run", "--select", "staging.orders+"]);
+    assert!(out.contains("2 succeeded"), "{out}");
+    let err = project.fails(&["run", "--select", "nope"]);
+    assert!(err.contains("--select nope") && err.contains("cdphub models"), "{err}");
+}
+
+#[test]
+fn query_writes_csv_json_and_parquet() {
+    let project = TestProject::new();
+    project.generate();
+    let sql = "SELECT order_id, status FROM raw.orders ORDER BY order_id LIMIT 3";
+    let csv = project.ok(&["query", "--format", "csv", sql]);
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(csv.starts_with("order_id,status"), "{csv}");
+    let json = project.ok(&["query", "--format", "json", sql]);
+    assert_eq!(json.lines().count(), 3, "{json}");
+    assert!(json.lines().all(|l| l.starts_with("{\"order_id\":")), "{json}");
+
+    let target = project.path("out.parquet");
+    project.ok(&["query", "--format", "parquet", "--output", target.to_str().unwrap(), sql]);
+    let file = std::fs::File::open(&target).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 3);
+
+    let table = project.ok(&["query", sql]);
+    assert!(table.contains("| order_id") && table.contains("3 row(s)"), "{table}");
+}
+
+#[test]
+fn models_lists_the_graph() {
+    let project = TestProject::new();
+    let out = project.ok(&["models"]);
+    assert!(out.contains("marts.daily_revenue"), "{out}");
+    assert!(out.contains("reads: staging.orders"), "{out}");
+    let dot = project.ok(&["models", "--format", "dot"]);
+    assert!(dot.contains("\"staging.orders\" -> \"marts.daily_revenue\""), "{dot}");
+}

@@ -1,0 +1,54 @@
+//! The whole pipeline on s3:// (a local S3-compatible server) gives the same tables as on disk.
+
+use crate::common::{MODEL_TABLES, TestProject};
+
+/// The server from `scripts/s3-server.sh`; `scripts/test.sh` starts it and requires these tests.
+fn s3_project(prefix: &str) -> Option<TestProject> {
+    let Ok(endpoint) = std::env::var("CDPHUB_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var("CDPHUB_REQUIRE_S3_TESTS").is_err(),
+            "CDPHUB_REQUIRE_S3_TESTS is set but CDPHUB_TEST_S3_ENDPOINT is not: start the server with scripts/s3-server.sh"
+        );
+        eprintln!("skipping: no S3 test server (run scripts/test.sh)");
+        return None;
+    };
+    let bucket = std::env::var("CDPHUB_TEST_S3_BUCKET").unwrap_or_else(|_| "cdphub-test".into());
+    let unique = format!("{prefix}-{}-{}", std::process::id(), nanos());
+    Some(
+        TestProject::new()
+            .with_lake(&format!("s3://{bucket}/{unique}"))
+            .with_env("CDPHUB_S3_ENDPOINT", &endpoint)
+            .with_env("CDPHUB_S3_ALLOW_HTTP", "true"),
+    )
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[test]
+fn s3_lake_publishes_the_same_tables_as_local_disk() {
+    let Some(remote) = s3_project("pipeline") else {
+        return;
+    };
+    let local = TestProject::new();
+    for project in [&local, &remote] {
+        project.generate();
+        let out = project.ok(&["run"]);
+        assert!(out.contains("7 succeeded"), "{out}");
+    }
+    for table in MODEL_TABLES.iter().chain(&["raw.orders", "raw.web_events"]) {
+        let (a, b) = (local.contents(table), remote.contents(table));
+        assert!(a.len() > 1, "{table} is empty");
+        assert!(a == b, "{table} differs between local disk and s3://");
+    }
+    // A second run commits version 1 on S3 too (conditional put of the next log entry).
+    remote.ok(&["run", "--select", "staging.orders"]);
+    assert_eq!(
+        remote.scalar("SELECT max(delta_version) FROM hub.model_runs WHERE model = 'staging.orders'"),
+        "1"
+    );
+}

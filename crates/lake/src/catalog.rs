@@ -1,0 +1,177 @@
+//! One SQL catalog for every command: `raw.*` listing tables, curated Delta tables, `hub.*`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::config::Project;
+use crate::delta::{self, DeltaLocation};
+use crate::error::{LakeError, Result};
+use crate::location::Lake;
+use crate::raw::RawSource;
+
+pub const CATALOG: &str = "cdphub";
+pub const RAW_SCHEMA: &str = "raw";
+pub const HUB_SCHEMA: &str = "hub";
+/// Schemas whose tables are Delta tables published by the model runner.
+pub const CURATED_SCHEMAS: &[&str] = &["staging", "identity", "marts"];
+
+/// A raw source that could not be registered, kept so that the model or query that needs it
+/// can report the real cause (a corrupt file, drift) instead of "table not found".
+#[derive(Debug)]
+pub struct SourceProblem {
+    pub source: String,
+    pub error: LakeError,
+}
+
+/// The session every command uses, plus what is known about its tables.
+pub struct Catalog {
+    pub ctx: SessionContext,
+    pub lake: Lake,
+    pub raw_sources: BTreeMap<String, RawSource>,
+    /// Configured sources that have no files yet.
+    pub empty_sources: Vec<String>,
+    pub source_problems: Vec<SourceProblem>,
+}
+
+impl Catalog {
+    /// Builds the session: registers the lake's store, every raw source and every published table.
+    pub async fn open(project: &Project, lake: Lake) -> Result<Self> {
+        lake.check_reachable().await?;
+        let ctx = new_session(&lake)?;
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        for schema in [RAW_SCHEMA, HUB_SCHEMA, "public"]
+            .iter()
+            .chain(CURATED_SCHEMAS)
+        {
+            catalog
+                .register_schema(schema, Arc::new(MemorySchemaProvider::new()))
+                .map_err(|e| LakeError::datafusion("register schema", e))?;
+        }
+        ctx.register_catalog(CATALOG, catalog);
+
+        let mut this = Self {
+            ctx,
+            lake,
+            raw_sources: BTreeMap::new(),
+            empty_sources: Vec::new(),
+            source_problems: Vec::new(),
+        };
+        this.register_raw_sources(project).await?;
+        this.register_published_tables().await?;
+        Ok(this)
+    }
+
+    pub fn schema(&self, name: &str) -> Arc<dyn SchemaProvider> {
+        self.ctx
+            .catalog(CATALOG)
+            .and_then(|c| c.schema(name))
+            .expect("schemas are registered when the catalog opens")
+    }
+
+    /// Puts (or replaces) a table under `schema.table`.
+    pub fn set_table(&self, schema: &str, table: &str, provider: Arc<dyn TableProvider>) {
+        let schema = self.schema(schema);
+        // Replacing an entry: drop the old provider first; a missing one is fine.
+        let _ = schema.deregister_table(table);
+        let _ = schema.register_table(table.to_string(), provider);
+    }
+
+    pub fn problem_for(&self, source: &str) -> Option<&SourceProblem> {
+        self.source_problems.iter().find(|p| p.source == source)
+    }
+
+    async fn register_raw_sources(&mut self, project: &Project) -> Result<()> {
+        let lake = &self.lake;
+        let inspected: Vec<(String, Result<Option<RawSource>>)> =
+            futures::stream::iter(project.config.sources.iter())
+                .map(|(name, config)| async move {
+                    (name.clone(), RawSource::inspect(lake, name, config).await)
+                })
+                .buffered(4)
+                .collect()
+                .await;
+        for (name, outcome) in inspected {
+            match outcome {
+                Ok(Some(source)) => {
+                    let provider = source.table_provider(&self.lake)?;
+                    self.set_table(RAW_SCHEMA, &name, provider);
+                    self.raw_sources.insert(name, source);
+                }
+                Ok(None) => self.empty_sources.push(name),
+                Err(error) => self.source_problems.push(SourceProblem {
+                    source: name,
+                    error,
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    async fn register_published_tables(&self) -> Result<()> {
+        let mut locations = Vec::new();
+        for schema in CURATED_SCHEMAS {
+            for table in self.list_folders(&format!("curated/{schema}")).await? {
+                locations.push((schema.to_string(), DeltaLocation::curated(schema, &table), table));
+            }
+        }
+        for table in self.list_folders("_hub").await? {
+            locations.push((HUB_SCHEMA.to_string(), DeltaLocation::system(&table), table));
+        }
+        let lake = &self.lake;
+        let opened: Vec<_> = futures::stream::iter(locations)
+            .map(|(schema, location, table)| async move {
+                let opened = delta::open(lake, &location, None).await?;
+                let provider = match opened {
+                    Some(t) => Some(delta::provider(&t, &location.sql_name).await?),
+                    None => None,
+                };
+                Ok::<_, LakeError>((schema, table, provider))
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        for (schema, table, provider) in opened {
+            if let Some(provider) = provider {
+                self.set_table(&schema, &table, provider);
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_folders(&self, relative: &str) -> Result<Vec<String>> {
+        let prefix = self.lake.path(relative);
+        let listing = match self.lake.store().list_with_delimiter(Some(&prefix)).await {
+            Ok(listing) => listing,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(LakeError::object_store(&prefix, e)),
+        };
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .filter(|name| crate::config::is_identifier(name))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// A session with the lake's store registered and `information_schema` on.
+pub fn new_session(lake: &Lake) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .build_arc()
+        .map_err(|e| LakeError::datafusion("create runtime", e))?;
+    runtime.register_object_store(&lake.store_root_url(), lake.store());
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG, "public")
+        .with_create_default_catalog_and_schema(false);
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}

@@ -1,0 +1,318 @@
+//! `cdphub.toml`: the project configuration, overridden by `CDPHUB_*` env vars, then by flags.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{LakeError, Result};
+
+pub const CONFIG_FILE_NAME: &str = "cdphub.toml";
+/// The embedded default lake, relative to the project directory.
+pub const DEFAULT_LAKE: &str = "data/lake";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    #[serde(default)]
+    pub lake: LakeConfig,
+    #[serde(default)]
+    pub run: RunConfig,
+    /// Raw sources by name; each becomes the table `raw.<name>`.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LakeConfig {
+    /// A directory (relative to the project), `file:///abs`, `s3://bucket/prefix` or `memory://`.
+    #[serde(default = "default_lake_url")]
+    pub url: String,
+    #[serde(default)]
+    pub s3: S3Config,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            url: default_lake_url(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+fn default_lake_url() -> String {
+    DEFAULT_LAKE.to_string()
+}
+
+/// Options for `s3://` lakes. Anything left unset falls back to the standard `AWS_*` variables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub allow_http: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunConfig {
+    /// How many independent models may run at the same time.
+    #[serde(default = "default_parallel_models")]
+    pub max_parallel_models: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            max_parallel_models: default_parallel_models(),
+        }
+    }
+}
+
+fn default_parallel_models() -> usize {
+    2
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceFormat {
+    Parquet,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceConfig {
+    /// Folder under `raw/`; defaults to the source name.
+    pub path: Option<String>,
+    pub format: SourceFormat,
+    /// Hive-style partition folders (`key=value/`), read as text columns.
+    #[serde(default)]
+    pub partition_columns: Vec<String>,
+}
+
+impl SourceConfig {
+    pub fn folder<'a>(&'a self, name: &'a str) -> &'a str {
+        self.path.as_deref().unwrap_or(name).trim_matches('/')
+    }
+}
+
+/// A loaded project: where it lives and what its config says.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub config: Config,
+}
+
+/// Overrides that come from command-line flags; they win over env and file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub lake: Option<String>,
+}
+
+impl Project {
+    /// Loads `<dir>/cdphub.toml`, then applies `CDPHUB_*` env vars and the flag overrides.
+    pub fn load(dir: &Path, overrides: &Overrides) -> Result<Self> {
+        Self::load_with_env(dir, overrides, |key| std::env::var(key).ok())
+    }
+
+    pub fn load_with_env(
+        dir: &Path,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let config_path = dir.join(CONFIG_FILE_NAME);
+        let text = std::fs::read_to_string(&config_path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                LakeError::ConfigInvalid {
+                    path: config_path.clone(),
+                    message: format!(
+                        "file not found; run cdphub from a project directory or pass --project <dir> (the repository root has an example {CONFIG_FILE_NAME})"
+                    ),
+                }
+            } else {
+                LakeError::ConfigRead {
+                    path: config_path.clone(),
+                    source,
+                }
+            }
+        })?;
+        let mut config = Config::parse(&text, &config_path)?;
+        config.apply_env(env)?;
+        if let Some(lake) = &overrides.lake {
+            config.lake.url = lake.clone();
+        }
+        config.validate(&config_path)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config_path,
+            config,
+        })
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.dir.join("sql")
+    }
+}
+
+impl Config {
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|err| LakeError::ConfigInvalid {
+            path: path.to_path_buf(),
+            message: err.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// The documented `CDPHUB_*` variables, each overriding one key of the file.
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let s3 = &mut self.lake.s3;
+        let text_overrides: [(&str, &mut Option<String>); 4] = [
+            ("CDPHUB_S3_ENDPOINT", &mut s3.endpoint),
+            ("CDPHUB_S3_REGION", &mut s3.region),
+            ("CDPHUB_S3_ACCESS_KEY_ID", &mut s3.access_key_id),
+            ("CDPHUB_S3_SECRET_ACCESS_KEY", &mut s3.secret_access_key),
+        ];
+        for (key, slot) in text_overrides {
+            if let Some(value) = env(key) {
+                *slot = Some(value);
+            }
+        }
+        if let Some(value) = env("CDPHUB_S3_ALLOW_HTTP") {
+            s3.allow_http = Some(parse_env_value(
+                "CDPHUB_S3_ALLOW_HTTP",
+                &value,
+                "true or false",
+            )?);
+        }
+        if let Some(value) = env("CDPHUB_LAKE") {
+            self.lake.url = value;
+        }
+        if let Some(value) = env("CDPHUB_RUN_MAX_PARALLEL_MODELS") {
+            self.run.max_parallel_models = parse_env_value(
+                "CDPHUB_RUN_MAX_PARALLEL_MODELS",
+                &value,
+                "a whole number of at least 1",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let invalid = |message: String| LakeError::ConfigInvalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if self.run.max_parallel_models == 0 {
+            return Err(invalid(
+                "run.max-parallel-models must be at least 1".to_string(),
+            ));
+        }
+        if self.lake.url.trim().is_empty() {
+            return Err(invalid("lake.url must not be empty".to_string()));
+        }
+        for (name, source) in &self.sources {
+            if !is_identifier(name) {
+                return Err(invalid(format!(
+                    "sources.{name}: a source name must be snake_case (letters, digits, `_`), because it becomes the table raw.{name}"
+                )));
+            }
+            for column in &source.partition_columns {
+                if !is_identifier(column) {
+                    return Err(invalid(format!(
+                        "sources.{name}.partition-columns: `{column}` is not a valid column name"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_env_value<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T> {
+    value.trim().parse().map_err(|_| LakeError::ConfigValue {
+        key: key.to_string(),
+        origin: "environment".to_string(),
+        message: format!("`{value}` is not {expected}"),
+    })
+}
+
+/// snake_case identifiers: what DataFusion resolves without quoting.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("cdphub.toml"))
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_the_file() {
+        let err = parse("[lake]\nurll = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("cdphub.toml"), "{err}");
+        assert!(err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = parse("[run]\nmax-parallel-models = \"two\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max-parallel-models"), "{err}");
+    }
+
+    #[test]
+    fn missing_source_format_is_reported() {
+        let err = parse("[sources.orders]\npath = \"orders\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("format"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_flag_overrides_env() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "[lake]\nurl = \"from-file\"\n",
+        )
+        .unwrap();
+        let env = |key: &str| (key == "CDPHUB_LAKE").then(|| "from-env".to_string());
+        let project = Project::load_with_env(dir.path(), &Overrides::default(), env).unwrap();
+        assert_eq!(project.config.lake.url, "from-env");
+        let flags = Overrides {
+            lake: Some("from-flag".into()),
+        };
+        let project = Project::load_with_env(dir.path(), &flags, env).unwrap();
+        assert_eq!(project.config.lake.url, "from-flag");
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "").unwrap();
+        let env = |key: &str| (key == "CDPHUB_S3_ALLOW_HTTP").then(|| "maybe".to_string());
+        let err = Project::load_with_env(dir.path(), &Overrides::default(), env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CDPHUB_S3_ALLOW_HTTP"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Project::load_with_env(dir.path(), &Overrides::default(), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--project"), "{err}");
+    }
+}

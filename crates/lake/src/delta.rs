@@ -1,0 +1,156 @@
+//! Curated and system tables are Delta tables: one atomic commit per publish, history kept.
+
+use std::sync::{Arc, Once};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
+    logstore_factories,
+};
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use crate::error::{LakeError, Result};
+use crate::location::Lake;
+
+/// delta-rs only knows `file://` and `memory://` by itself; our own S3 store serves `s3://`.
+/// Commits then use the default log store, whose `PutMode::Create` maps to S3's `If-None-Match`.
+struct ConditionalPutLogStoreFactory;
+
+impl LogStoreFactory for ConditionalPutLogStoreFactory {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+fn register_s3_log_store() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let scheme = Url::parse("s3://").expect("static URL");
+        logstore_factories()
+            .entry(scheme)
+            .or_insert_with(|| Arc::new(ConditionalPutLogStoreFactory));
+    });
+}
+
+/// A Delta table's place in the lake, e.g. `curated/staging/orders`, and its SQL name.
+#[derive(Debug, Clone)]
+pub struct DeltaLocation {
+    pub relative: String,
+    pub sql_name: String,
+}
+
+impl DeltaLocation {
+    pub fn curated(schema: &str, table: &str) -> Self {
+        Self {
+            relative: format!("curated/{schema}/{table}"),
+            sql_name: format!("{schema}.{table}"),
+        }
+    }
+
+    pub fn system(table: &str) -> Self {
+        Self {
+            relative: format!("_hub/{table}"),
+            sql_name: format!("hub.{table}"),
+        }
+    }
+}
+
+fn builder(lake: &Lake, location: &DeltaLocation) -> Result<DeltaTableBuilder> {
+    register_s3_log_store();
+    let url = lake.folder_url(&location.relative);
+    Ok(DeltaTableBuilder::from_url(url.clone())
+        .map_err(|e| LakeError::delta(&location.sql_name, e))?
+        .with_storage_backend(lake.store(), url))
+}
+
+/// An unloaded handle, for creating the table or writing its first version.
+pub fn table_handle(lake: &Lake, location: &DeltaLocation) -> Result<DeltaTable> {
+    builder(lake, location)?
+        .build()
+        .map_err(|e| LakeError::delta(&location.sql_name, e))
+}
+
+/// Loads the latest version (or `version`), or `None` when nothing was ever published there.
+pub async fn open(
+    lake: &Lake,
+    location: &DeltaLocation,
+    version: Option<i64>,
+) -> Result<Option<DeltaTable>> {
+    let mut builder = builder(lake, location)?;
+    if let Some(version) = version {
+        builder = builder.with_version(version);
+    }
+    let mut table = builder
+        .build()
+        .map_err(|e| LakeError::delta(&location.sql_name, e))?;
+    match table.load().await {
+        Ok(()) => Ok(Some(table)),
+        Err(DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) => Err(LakeError::delta(&location.sql_name, e)),
+    }
+}
+
+pub async fn provider(table: &DeltaTable, sql_name: &str) -> Result<Arc<dyn TableProvider>> {
+    table
+        .table_provider()
+        .await
+        .map_err(|e| LakeError::datafusion(format!("open Delta table {sql_name}"), e))
+}
+
+/// Replaces the table's contents (and schema) with the result of `plan`, in one commit.
+pub async fn overwrite(
+    lake: &Lake,
+    location: &DeltaLocation,
+    plan: LogicalPlan,
+    state: SessionState,
+) -> Result<DeltaTable> {
+    let table = match open(lake, location, None).await? {
+        Some(table) => table,
+        None => table_handle(lake, location)?,
+    };
+    table
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_session_state(Arc::new(state))
+        .with_save_mode(SaveMode::Overwrite)
+        .with_schema_mode(SchemaMode::Overwrite)
+        .with_table_name(&location.sql_name)
+        .await
+        .map_err(|e| LakeError::delta(&location.sql_name, e))
+}
+
+/// Appends rows, creating the table on first use; new columns merge into the schema.
+pub async fn append(
+    lake: &Lake,
+    location: &DeltaLocation,
+    batches: Vec<RecordBatch>,
+) -> Result<DeltaTable> {
+    let table = match open(lake, location, None).await? {
+        Some(table) => table,
+        None => table_handle(lake, location)?,
+    };
+    table
+        .write(batches)
+        .with_save_mode(SaveMode::Append)
+        .with_schema_mode(SchemaMode::Merge)
+        .with_table_name(&location.sql_name)
+        .await
+        .map_err(|e| LakeError::delta(&location.sql_name, e))
+}

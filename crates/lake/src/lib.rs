@@ -1,0 +1,13 @@
+//! The lake: configuration, object storage, Delta tables and the SQL catalog over them.
+
+pub mod catalog;
+pub mod config;
+pub mod delta;
+pub mod error;
+pub mod location;
+pub mod raw;
+
+pub use catalog::{CATALOG, Catalog, CURATED_SCHEMAS, HUB_SCHEMA, RAW_SCHEMA};
+pub use config::{Config, Overrides, Project};
+pub use error::{LakeError, Result};
+pub use location::Lake;

@@ -1,0 +1,225 @@
+//! Data tests run against a model's staged output, with the model's name pointing at it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cdphub_lake::CATALOG;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    SchemaProvider, TableProvider,
+};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+
+use crate::project::{DataTests, ModelName};
+
+/// One test as SQL that returns the failing rows.
+#[derive(Debug, Clone)]
+pub struct DataTest {
+    pub name: String,
+    pub query: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestStatus {
+    Pass,
+    Fail,
+    /// The test itself could not run (bad SQL, missing column).
+    Error,
+}
+
+impl fmt::Display for TestStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::Error => "error",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TestOutcome {
+    pub name: String,
+    pub query: String,
+    pub status: TestStatus,
+    pub failing_rows: u64,
+    /// Up to five failing rows, or the error, for the person reading the run.
+    pub detail: String,
+}
+
+/// Expands the settings into SQL over `model`.
+pub fn compile(model: &ModelName, tests: &DataTests) -> Vec<DataTest> {
+    let table = model.to_string();
+    let mut out = Vec::new();
+    for columns in &tests.unique {
+        let cols: Vec<String> = columns.split(',').map(|c| quote(c.trim())).collect();
+        let list = cols.join(", ");
+        let not_null = cols
+            .iter()
+            .map(|c| format!("{c} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        out.push(DataTest {
+            name: format!("unique({})", columns.replace(' ', "")),
+            query: format!(
+                "SELECT {list}, count(*) AS occurrences FROM {table} WHERE {not_null} GROUP BY {list} HAVING count(*) > 1"
+            ),
+        });
+    }
+    for column in &tests.not_null {
+        out.push(DataTest {
+            name: format!("not_null({column})"),
+            query: format!("SELECT * FROM {table} WHERE {} IS NULL", quote(column)),
+        });
+    }
+    for (column, values) in &tests.accepted_values {
+        let list = values
+            .iter()
+            .map(|v| format!("'{}'", v.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let col = quote(column);
+        out.push(DataTest {
+            name: format!("accepted_values({column})"),
+            query: format!(
+                "SELECT {col}, count(*) AS occurrences FROM {table} WHERE {col} IS NOT NULL AND CAST({col} AS VARCHAR) NOT IN ({list}) GROUP BY {col}"
+            ),
+        });
+    }
+    for relation in &tests.relationships {
+        let (col, field) = (quote(&relation.column), quote(&relation.field));
+        out.push(DataTest {
+            name: format!(
+                "relationships({} -> {}.{})",
+                relation.column, relation.to, relation.field
+            ),
+            query: format!(
+                "SELECT child.{col}, count(*) AS occurrences FROM {table} AS child \
+                 WHERE child.{col} IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM {to} AS parent WHERE parent.{field} = child.{col}) GROUP BY child.{col}",
+                to = relation.to
+            ),
+        });
+    }
+    for test in &tests.sql {
+        out.push(DataTest {
+            name: test.name.clone(),
+            query: test.query.clone(),
+        });
+    }
+    out
+}
+
+fn quote(column: &str) -> String {
+    format!("\"{column}\"")
+}
+
+/// Runs the tests in a session where `model` resolves to `staged` and every other name
+/// resolves as in `ctx`.
+pub async fn run(
+    ctx: &SessionContext,
+    model: &ModelName,
+    staged: Arc<dyn TableProvider>,
+    tests: &[DataTest],
+) -> DfResult<Vec<TestOutcome>> {
+    let shadowed = shadow(ctx, model, staged)?;
+    let mut outcomes = Vec::with_capacity(tests.len());
+    for test in tests {
+        outcomes.push(run_one(&shadowed, test).await);
+    }
+    Ok(outcomes)
+}
+
+async fn run_one(ctx: &SessionContext, test: &DataTest) -> TestOutcome {
+    let outcome = |status, failing_rows, detail| TestOutcome {
+        name: test.name.clone(),
+        query: test.query.clone(),
+        status,
+        failing_rows,
+        detail,
+    };
+    let result = async {
+        let df = ctx.sql(&test.query).await?;
+        let failing = df.clone().count().await? as u64;
+        let sample = if failing > 0 {
+            pretty_format_batches(&df.limit(0, Some(5))?.collect().await?)?.to_string()
+        } else {
+            String::new()
+        };
+        DfResult::Ok((failing, sample))
+    }
+    .await;
+    match result {
+        Ok((0, _)) => outcome(TestStatus::Pass, 0, String::new()),
+        Ok((failing, sample)) => outcome(TestStatus::Fail, failing, sample),
+        Err(e) => outcome(TestStatus::Error, 0, e.to_string()),
+    }
+}
+
+fn shadow(
+    ctx: &SessionContext,
+    model: &ModelName,
+    staged: Arc<dyn TableProvider>,
+) -> DfResult<SessionContext> {
+    let state = ctx.state();
+    let original = state
+        .catalog_list()
+        .catalog(CATALOG)
+        .expect("the cdphub catalog is always registered");
+    let catalog = Arc::new(MemoryCatalogProvider::new());
+    for schema_name in original.schema_names() {
+        let Some(schema) = original.schema(&schema_name) else {
+            continue;
+        };
+        let schema: Arc<dyn SchemaProvider> = if schema_name == model.schema {
+            Arc::new(ShadowSchema {
+                inner: schema,
+                table: model.table.clone(),
+                provider: staged.clone(),
+            })
+        } else {
+            schema
+        };
+        catalog.register_schema(&schema_name, schema)?;
+    }
+    let catalogs = Arc::new(MemoryCatalogProviderList::new());
+    catalogs.register_catalog(CATALOG.to_string(), catalog);
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_catalog_list(catalogs)
+        .build();
+    Ok(SessionContext::new_with_state(state))
+}
+
+/// A schema where one table name points at another provider.
+#[derive(Debug)]
+struct ShadowSchema {
+    inner: Arc<dyn SchemaProvider>,
+    table: String,
+    provider: Arc<dyn TableProvider>,
+}
+
+#[async_trait]
+impl SchemaProvider for ShadowSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.inner.table_names();
+        if !names.contains(&self.table) {
+            names.push(self.table.clone());
+        }
+        names
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if name == self.table {
+            return Ok(Some(self.provider.clone()));
+        }
+        self.inner.table(name).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        name == self.table || self.inner.table_exist(name)
+    }
+}

@@ -1,0 +1,368 @@
+//! Runs the selected models in dependency order, independent ones in parallel. Each model is
+//! computed into a staging area, tested there, and only then published as one Delta commit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use cdphub_lake::delta::{self, DeltaLocation};
+use cdphub_lake::{Catalog, LakeError};
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use futures::{StreamExt, TryStreamExt};
+use tokio::task::JoinSet;
+
+use crate::data_tests::{self, TestOutcome, TestStatus};
+use crate::error::{ModelError, Result};
+use crate::graph::ModelGraph;
+use crate::project::{Model, ModelName};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelStatus {
+    Success,
+    Failed,
+    Skipped,
+}
+
+impl ModelStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelOutcome {
+    pub model: ModelName,
+    pub status: ModelStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub rows_written: Option<u64>,
+    pub delta_version: Option<i64>,
+    pub error: Option<String>,
+    pub tests: Vec<TestOutcome>,
+}
+
+impl ModelOutcome {
+    pub fn duration_ms(&self) -> i64 {
+        (self.finished_at - self.started_at).num_milliseconds()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: String,
+    pub selectors: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// In the order the models finished.
+    pub models: Vec<ModelOutcome>,
+}
+
+impl RunReport {
+    pub fn count(&self, status: ModelStatus) -> usize {
+        self.models.iter().filter(|m| m.status == status).count()
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.models.iter().all(|m| m.status == ModelStatus::Success)
+    }
+
+    pub fn status(&self) -> &'static str {
+        if self.succeeded() {
+            "success"
+        } else if self.count(ModelStatus::Success) > 0 {
+            "partial"
+        } else {
+            "failed"
+        }
+    }
+}
+
+/// Hooks for showing progress; the CLI draws a bar with them.
+pub trait RunProgress: Send + Sync {
+    fn started(&self, _model: &ModelName) {}
+    fn finished(&self, _outcome: &ModelOutcome) {}
+}
+
+pub struct NoProgress;
+impl RunProgress for NoProgress {}
+
+pub struct RunOptions {
+    pub selectors: Vec<String>,
+    pub max_parallel: usize,
+}
+
+/// Runs the selection and returns one outcome per selected model. A failing model does not
+/// stop its siblings; whatever reads it is skipped with the reason.
+pub async fn run(
+    catalog: Arc<Catalog>,
+    graph: &ModelGraph,
+    options: &RunOptions,
+    progress: Arc<dyn RunProgress>,
+) -> Result<RunReport> {
+    let selected = graph.select(&options.selectors)?;
+    let run_id = new_run_id();
+    let started_at = Utc::now();
+
+    let mut pending: Vec<&Model> = graph
+        .models
+        .iter()
+        .filter(|m| selected.contains(&m.name))
+        .collect();
+    let mut finished: BTreeMap<ModelName, ModelStatus> = BTreeMap::new();
+    let mut outcomes = Vec::new();
+    let mut running: JoinSet<ModelOutcome> = JoinSet::new();
+
+    loop {
+        // Settle what can be settled: skip models whose upstream failed, start ready ones.
+        let mut index = 0;
+        while index < pending.len() {
+            let model = pending[index];
+            let upstream = &graph.upstream[&model.name];
+            let blocked_by = upstream.iter().find(|dep| {
+                matches!(
+                    finished.get(*dep),
+                    Some(ModelStatus::Failed | ModelStatus::Skipped)
+                )
+            });
+            if let Some(dep) = blocked_by {
+                let now = Utc::now();
+                let outcome = ModelOutcome {
+                    model: model.name.clone(),
+                    status: ModelStatus::Skipped,
+                    started_at: now,
+                    finished_at: now,
+                    rows_written: None,
+                    delta_version: None,
+                    error: Some(format!("skipped: upstream model {dep} did not succeed")),
+                    tests: Vec::new(),
+                };
+                progress.finished(&outcome);
+                finished.insert(model.name.clone(), ModelStatus::Skipped);
+                outcomes.push(outcome);
+                pending.remove(index);
+                index = 0;
+                continue;
+            }
+            let ready = upstream
+                .iter()
+                .all(|dep| !selected.contains(dep) || finished.contains_key(dep));
+            if ready && running.len() < options.max_parallel {
+                let model = pending.remove(index).clone();
+                let catalog = catalog.clone();
+                let raw_reads = graph.raw_reads[&model.name].clone();
+                let run_id = run_id.clone();
+                progress.started(&model.name);
+                running.spawn(async move { run_model(&catalog, &model, &raw_reads, &run_id).await });
+                continue;
+            }
+            index += 1;
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let outcome = joined.map_err(|e| ModelError::Input {
+            model: "(runner)".to_string(),
+            message: format!("a model task stopped unexpectedly: {e}"),
+        })?;
+        progress.finished(&outcome);
+        finished.insert(outcome.model.clone(), outcome.status.clone());
+        outcomes.push(outcome);
+    }
+
+    Ok(RunReport {
+        run_id,
+        selectors: options.selectors.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        models: outcomes,
+    })
+}
+
+fn new_run_id() -> String {
+    format!(
+        "{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+async fn run_model(
+    catalog: &Catalog,
+    model: &Model,
+    raw_reads: &BTreeSet<String>,
+    run_id: &str,
+) -> ModelOutcome {
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let staging_area = format!("_hub/tmp/{run_id}/{}", model.name);
+    let result = build_and_publish(catalog, model, raw_reads, &staging_area).await;
+    // The staged copy is scratch space whatever happened; losing it only costs disk.
+    if let Err(e) = remove_prefix(catalog, &staging_area).await {
+        tracing::warn!("could not clean {staging_area}: {e}");
+    }
+    let finished_at = started_at
+        + chrono::Duration::from_std(clock.elapsed()).unwrap_or_else(|_| chrono::Duration::zero());
+    match result {
+        Ok(published) => ModelOutcome {
+            model: model.name.clone(),
+            status: ModelStatus::Success,
+            started_at,
+            finished_at,
+            rows_written: Some(published.rows),
+            delta_version: Some(published.version),
+            error: None,
+            tests: published.tests,
+        },
+        Err((error, tests)) => ModelOutcome {
+            model: model.name.clone(),
+            status: ModelStatus::Failed,
+            started_at,
+            finished_at,
+            rows_written: None,
+            delta_version: None,
+            error: Some(error.to_string()),
+            tests,
+        },
+    }
+}
+
+struct Published {
+    rows: u64,
+    version: i64,
+    tests: Vec<TestOutcome>,
+}
+
+async fn build_and_publish(
+    catalog: &Catalog,
+    model: &Model,
+    raw_reads: &BTreeSet<String>,
+    staging_area: &str,
+) -> std::result::Result<Published, (ModelError, Vec<TestOutcome>)> {
+    let name = model.name.to_string();
+    let fail = |error: ModelError| (error, Vec::new());
+    let execution = |source| ModelError::Execution {
+        model: name.clone(),
+        source,
+    };
+    check_raw_inputs(catalog, model, raw_reads).map_err(fail)?;
+
+    // 1. Compute into the staging area (plain Parquet, invisible to readers).
+    let df = catalog
+        .ctx
+        .sql(&model.sql)
+        .await
+        .map_err(|e| fail(execution(e)))?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let staged_url = catalog.lake.folder_url(staging_area);
+    let counts = df
+        .write_parquet(staged_url.as_str(), DataFrameWriteOptions::new(), None)
+        .await
+        .map_err(|e| fail(execution(e)))?;
+    let rows = counts
+        .iter()
+        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+        .flat_map(|a| a.iter().flatten())
+        .sum::<u64>();
+
+    let staged_table = ListingTableUrl::parse(staged_url.as_str())
+        .and_then(|url| {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(cdphub_lake::raw::PARQUET_EXTENSION);
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(schema);
+            ListingTable::try_new(config)
+        })
+        .map_err(|e| fail(execution(e)))?;
+    let staged_table = Arc::new(staged_table);
+
+    // 2. Test the staged rows; any failure keeps the published version as it is.
+    let tests = data_tests::compile(&model.name, &model.settings.tests);
+    let outcomes = data_tests::run(&catalog.ctx, &model.name, staged_table.clone(), &tests)
+        .await
+        .map_err(|e| fail(execution(e)))?;
+    if let Some(bad) = outcomes.iter().find(|t| t.status != TestStatus::Pass) {
+        let error = match bad.status {
+            TestStatus::Error => ModelError::Input {
+                model: name.clone(),
+                message: format!(
+                    "data test `{}` could not run: {}\n  query: {}",
+                    bad.name, bad.detail, bad.query
+                ),
+            },
+            _ => ModelError::DataTestFailed {
+                model: name.clone(),
+                test: bad.name.clone(),
+                failing_rows: bad.failing_rows,
+                sample: bad.detail.clone(),
+            },
+        };
+        return Err((error, outcomes));
+    }
+
+    // 3. Publish in one Delta commit and point the catalog at the new version.
+    let location = DeltaLocation::curated(&model.name.schema, &model.name.table);
+    let plan = catalog
+        .ctx
+        .read_table(staged_table)
+        .map_err(|e| (execution(e), outcomes.clone()))?
+        .logical_plan()
+        .clone();
+    let table = delta::overwrite(&catalog.lake, &location, plan, catalog.ctx.state())
+        .await
+        .map_err(|e| (ModelError::Lake(e), outcomes.clone()))?;
+    let version = table.version().unwrap_or_default();
+    let provider = delta::provider(&table, &name)
+        .await
+        .map_err(|e| (ModelError::Lake(e), outcomes.clone()))?;
+    catalog.set_table(&model.name.schema, &model.name.table, provider);
+    Ok(Published {
+        rows,
+        version,
+        tests: outcomes,
+    })
+}
+
+/// A staging model whose raw source is broken fails with the source's own error.
+fn check_raw_inputs(catalog: &Catalog, model: &Model, raw_reads: &BTreeSet<String>) -> Result<()> {
+    for source in raw_reads {
+        if let Some(problem) = catalog.problem_for(source) {
+            return Err(ModelError::Input {
+                model: model.name.to_string(),
+                message: problem.error.to_string(),
+            });
+        }
+        if catalog.empty_sources.contains(source) {
+            return Err(ModelError::Input {
+                model: model.name.to_string(),
+                message: format!(
+                    "raw source `{source}` has no Parquet files under raw/{source}/ in {}\n  hint: land files there, or run `cdphub demo generate`",
+                    catalog.lake.url()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn remove_prefix(catalog: &Catalog, relative: &str) -> std::result::Result<(), LakeError> {
+    let store = catalog.lake.store();
+    let prefix = catalog.lake.path(relative);
+    let locations = store.list(Some(&prefix)).map_ok(|m| m.location).boxed();
+    store
+        .delete_stream(locations)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| LakeError::object_store(&prefix, e))?;
+    Ok(())
+}
