@@ -23,9 +23,9 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "local S3-compatible server"
-S3_PORT="${CDPHUB_TEST_S3_PORT:-19090}"
+# `auto`: the default port, or a free one if another clone's server holds it.
 scripts/s3-server.sh stop >/dev/null 2>&1 || true
-eval "$(scripts/s3-server.sh start "$S3_PORT")"
+eval "$(scripts/s3-server.sh start auto)"
 trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
 # The s3:// tests must run here; without the server they fail instead of skipping.
 export CDPHUB_REQUIRE_S3_TESTS=1

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider,
 };
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::delta_datafusion::planner::DeltaPlanner;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::config::Project;
@@ -163,7 +165,8 @@ impl Catalog {
     }
 }
 
-/// A session with the lake's store registered and `information_schema` on.
+/// A session with the lake's store registered and `information_schema` on. Delta's planner
+/// is installed because publishing a query result plans Delta's own write nodes.
 pub fn new_session(lake: &Lake) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
         .build_arc()
@@ -173,5 +176,11 @@ pub fn new_session(lake: &Lake) -> Result<SessionContext> {
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG, "public")
         .with_create_default_catalog_and_schema(false);
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_query_planner(DeltaPlanner::new())
+        .build();
+    Ok(SessionContext::new_with_state(state))
 }

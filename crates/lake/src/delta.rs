@@ -91,17 +91,14 @@ pub fn table_handle(lake: &Lake, location: &DeltaLocation) -> Result<DeltaTable>
 pub async fn open(
     lake: &Lake,
     location: &DeltaLocation,
-    version: Option<i64>,
+    version: Option<u64>,
 ) -> Result<Option<DeltaTable>> {
     let mut builder = builder(lake, location)?;
     if let Some(version) = version {
         builder = builder.with_version(version);
     }
-    let mut table = builder
-        .build()
-        .map_err(|e| LakeError::delta(&location.sql_name, e))?;
-    match table.load().await {
-        Ok(()) => Ok(Some(table)),
+    match builder.load().await {
+        Ok(table) => Ok(Some(table)),
         Err(DeltaTableError::NotATable(_)) => Ok(None),
         Err(e) => Err(LakeError::delta(&location.sql_name, e)),
     }

@@ -10,8 +10,12 @@ use datafusion::datasource::listing::{
 };
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
-use parquet::arrow::arrow_reader::ArrowReaderMetadata;
-use parquet::arrow::async_reader::ParquetObjectReader;
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path;
+use parquet::arrow::async_reader::MetadataFetch;
+use parquet::arrow::parquet_to_arrow_schema;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaDataReader;
 
 use crate::config::SourceConfig;
 use crate::error::{LakeError, Result};
@@ -58,11 +62,9 @@ impl RawSource {
                 let store = store.clone();
                 async move {
                     let file = meta.location.to_string();
-                    let mut reader =
-                        ParquetObjectReader::new(store, meta.location).with_file_size(meta.size);
-                    ArrowReaderMetadata::load_async(&mut reader, Default::default())
+                    read_file_schema(store, meta)
                         .await
-                        .map(|metadata| (file.clone(), metadata.schema().clone()))
+                        .map(|schema| (file.clone(), schema))
                         .map_err(|e| LakeError::CorruptRawFile {
                             source_name: name.to_string(),
                             file,
@@ -97,14 +99,52 @@ impl RawSource {
                     .iter()
                     .map(|c| (c.clone(), DataType::Utf8))
                     .collect(),
-            )
-            .with_collect_stat(true);
+            );
         let config = ListingTableConfig::new(table_url)
             .with_listing_options(options)
             .with_schema(self.file_schema.clone());
         let table = ListingTable::try_new(config)
             .map_err(|e| LakeError::datafusion(format!("raw source {}", self.name), e))?;
         Ok(Arc::new(table))
+    }
+}
+
+/// Reads only the footer: enough to know the file is Parquet and what its columns are.
+async fn read_file_schema(
+    store: Arc<dyn ObjectStore>,
+    meta: ObjectMeta,
+) -> Result<SchemaRef, ParquetError> {
+    let fetch = RangeFetch {
+        store,
+        path: meta.location,
+    };
+    let metadata = ParquetMetaDataReader::new()
+        .load_and_finish(fetch, meta.size)
+        .await?;
+    let file_metadata = metadata.file_metadata();
+    let schema = parquet_to_arrow_schema(
+        file_metadata.schema_descr(),
+        file_metadata.key_value_metadata(),
+    )?;
+    Ok(Arc::new(schema))
+}
+
+struct RangeFetch {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+}
+
+impl MetadataFetch for RangeFetch {
+    fn fetch(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        Box::pin(async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        })
     }
 }
 

@@ -142,7 +142,7 @@ async fn run_one(ctx: &SessionContext, test: &DataTest) -> TestOutcome {
         failing_rows,
         detail,
     };
-    let result = async {
+    let result: DfResult<(u64, String)> = async {
         let df = ctx.sql(&test.query).await?;
         let failing = df.clone().count().await? as u64;
         let sample = if failing > 0 {
@@ -150,7 +150,7 @@ async fn run_one(ctx: &SessionContext, test: &DataTest) -> TestOutcome {
         } else {
             String::new()
         };
-        DfResult::Ok((failing, sample))
+        Ok((failing, sample))
     }
     .await;
     match result {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cdphub_lake::RAW_SCHEMA;
-use datafusion::sql::TableReference;
+use datafusion::common::TableReference;
 
 use crate::error::{ModelError, Result};
 use crate::project::{Model, ModelName};

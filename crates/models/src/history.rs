@@ -115,7 +115,9 @@ fn model_runs_batch(report: &RunReport) -> BatchResult {
             Arc::new(Int64Array::from_iter(
                 models.iter().map(|m| m.rows_written.map(|r| r as i64)),
             )),
-            Arc::new(Int64Array::from_iter(models.iter().map(|m| m.delta_version))),
+            Arc::new(Int64Array::from_iter(
+                models.iter().map(|m| m.delta_version.map(|v| v as i64)),
+            )),
             strings(models.iter().map(|m| m.error.as_deref())),
         ],
     )

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use cdphub_lake::CURATED_SCHEMAS;
 use cdphub_lake::config::is_identifier;
-use datafusion::sql::TableReference;
+use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;

@@ -46,7 +46,7 @@ pub struct ModelOutcome {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub rows_written: Option<u64>,
-    pub delta_version: Option<i64>,
+    pub delta_version: Option<u64>,
     pub error: Option<String>,
     pub tests: Vec<TestOutcome>,
 }
@@ -238,7 +238,7 @@ async fn run_model(
 
 struct Published {
     rows: u64,
-    version: i64,
+    version: u64,
     tests: Vec<TestOutcome>,
 }
 
