@@ -33,7 +33,7 @@ fn main() -> ExitCode {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn,deltalake=error,delta_kernel=error,buoyant_kernel=error",
+        0 => "warn,deltalake=off,deltalake_core=off,delta_kernel=off,buoyant_kernel=off",
         1 => "info",
         _ => "debug",
     };

@@ -26,7 +26,7 @@ pub async fn write(
             if format == OutputFormat::Parquet && std::io::stdout().is_terminal() {
                 bail!("Parquet is binary: pass --output <file> or redirect standard output");
             }
-            Box::new(std::io::stdout().lock())
+            Box::new(std::io::BufWriter::new(std::io::stdout()))
         }
     };
     let schema = df.schema().as_arrow().clone();

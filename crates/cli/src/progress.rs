@@ -63,12 +63,18 @@ impl RunProgress for RunBar {
             ModelStatus::Failed => "see below".to_string(),
             ModelStatus::Skipped => "upstream failed".to_string(),
         };
-        self.bar.println(format!(
+        let line = format!(
             "  {:<8} {:<32} {:>7.2}s  {detail}",
             outcome.status.as_str(),
             outcome.model.to_string(),
             outcome.duration_ms() as f64 / 1000.0
-        ));
+        );
+        // A hidden bar (not a terminal) drops println: print the line plainly then.
+        if self.bar.is_hidden() {
+            println!("{line}");
+        } else {
+            self.bar.println(line);
+        }
         self.bar.inc(1);
     }
 }

@@ -13,6 +13,7 @@ use deltalake::logstore::{
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::StreamExt;
 use url::Url;
 
 use crate::error::{LakeError, Result};
@@ -93,6 +94,9 @@ pub async fn open(
     location: &DeltaLocation,
     version: Option<u64>,
 ) -> Result<Option<DeltaTable>> {
+    if !has_log(lake, location).await? {
+        return Ok(None);
+    }
     let mut builder = builder(lake, location)?;
     if let Some(version) = version {
         builder = builder.with_version(version);
@@ -101,6 +105,17 @@ pub async fn open(
         Ok(table) => Ok(Some(table)),
         Err(DeltaTableError::NotATable(_)) => Ok(None),
         Err(e) => Err(LakeError::delta(&location.sql_name, e)),
+    }
+}
+
+/// A Delta table exists once its first commit is in `_delta_log/`.
+async fn has_log(lake: &Lake, location: &DeltaLocation) -> Result<bool> {
+    let log = lake.path(&format!("{}/_delta_log", location.relative));
+    let mut listing = lake.store().list(Some(&log));
+    match listing.next().await {
+        None | Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        Some(Err(e)) => Err(LakeError::object_store(&log, e)),
     }
 }
 
