@@ -39,7 +39,8 @@ impl RunBar {
     }
 
     fn show_running(&self, running: &[String]) {
-        self.bar.set_message(format!("running {}", running.join(", ")));
+        self.bar
+            .set_message(format!("running {}", running.join(", ")));
     }
 }
 

@@ -120,7 +120,11 @@ impl Catalog {
         let mut locations = Vec::new();
         for schema in CURATED_SCHEMAS {
             for table in self.list_folders(&format!("curated/{schema}")).await? {
-                locations.push((schema.to_string(), DeltaLocation::curated(schema, &table), table));
+                locations.push((
+                    schema.to_string(),
+                    DeltaLocation::curated(schema, &table),
+                    table,
+                ));
             }
         }
         for table in self.list_folders("_hub").await? {

@@ -7,8 +7,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use deltalake::logstore::{
-    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
-    logstore_factories,
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
 };
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;

@@ -7,7 +7,7 @@ pub mod error;
 pub mod location;
 pub mod raw;
 
-pub use catalog::{CATALOG, Catalog, CURATED_SCHEMAS, HUB_SCHEMA, RAW_SCHEMA};
+pub use catalog::{CATALOG, CURATED_SCHEMAS, Catalog, HUB_SCHEMA, RAW_SCHEMA};
 pub use config::{Config, Overrides, Project};
 pub use error::{LakeError, Result};
 pub use location::Lake;

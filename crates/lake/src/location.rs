@@ -107,7 +107,9 @@ fn resolve_lake_url(raw: &str, project_dir: &FsPath) -> Result<Url> {
         Url::from_directory_path(&dir).map_err(|_| bad("not an absolute directory".to_string()))?
     };
     if url.scheme() == "s3" && url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("an s3:// URL needs a bucket: s3://bucket/prefix".to_string()));
+        return Err(bad(
+            "an s3:// URL needs a bucket: s3://bucket/prefix".to_string()
+        ));
     }
     if url.scheme() == "memory" && url.host_str().is_some_and(|h| !h.is_empty()) {
         // `memory://lake` would put "lake" in the host; keep it as a path.
@@ -174,7 +176,10 @@ mod tests {
     fn relative_path_resolves_against_the_project() {
         let lake = lake("data/lake");
         assert_eq!(lake.url().as_str(), "file:///project/data/lake/");
-        assert_eq!(lake.path("raw/orders").as_ref(), "project/data/lake/raw/orders");
+        assert_eq!(
+            lake.path("raw/orders").as_ref(),
+            "project/data/lake/raw/orders"
+        );
         assert_eq!(
             lake.folder_url("curated/staging/orders").as_str(),
             "file:///project/data/lake/curated/staging/orders/"

@@ -10,8 +10,8 @@ use datafusion::datasource::listing::{
 };
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::async_reader::MetadataFetch;
 use parquet::arrow::parquet_to_arrow_schema;
 use parquet::errors::ParquetError;
@@ -252,6 +252,9 @@ mod tests {
         let err = merge_schemas("s", &[("a".into(), a), ("c".into(), c)], &[])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("c") && err.contains("`id`") && err.contains("Int64"), "{err}");
+        assert!(
+            err.contains("c") && err.contains("`id`") && err.contains("Int64"),
+            "{err}"
+        );
     }
 }

@@ -18,7 +18,9 @@ pub enum ModelError {
     #[error("{path}: {message}")]
     Layout { path: PathBuf, message: String },
 
-    #[error("{path}: SQL does not parse: {message}\n  hint: a model is one DataFusion SQL query; try it with `cdphub query`")]
+    #[error(
+        "{path}: SQL does not parse: {message}\n  hint: a model is one DataFusion SQL query; try it with `cdphub query`"
+    )]
     Parse { path: PathBuf, message: String },
 
     #[error("{path}: invalid model settings: {message}")]
@@ -32,7 +34,9 @@ pub enum ModelError {
         hint: String,
     },
 
-    #[error("the models form a cycle: {cycle}\n  files: {files}\n  hint: a model cannot read, directly or not, its own output")]
+    #[error(
+        "the models form a cycle: {cycle}\n  files: {files}\n  hint: a model cannot read, directly or not, its own output"
+    )]
     Cycle { cycle: String, files: String },
 
     #[error("two files build {model}: {first} and {second}")]
@@ -46,7 +50,7 @@ pub enum ModelError {
     UnknownSelector { selector: String, hint: String },
 
     #[error(transparent)]
-    Lake(#[from] LakeError),
+    Lake(Box<LakeError>),
 
     #[error("model {model}: {source}")]
     Execution {
@@ -57,7 +61,9 @@ pub enum ModelError {
     #[error("model {model}: {message}")]
     Input { model: String, message: String },
 
-    #[error("model {model}: data test `{test}` failed: {failing_rows} failing row(s); the previous version stays published\n{sample}")]
+    #[error(
+        "model {model}: data test `{test}` failed: {failing_rows} failing row(s); the previous version stays published\n{sample}"
+    )]
     DataTestFailed {
         model: String,
         test: String,
@@ -72,6 +78,12 @@ impl From<ModelError> for DataFusionError {
             ModelError::Execution { source, .. } => source,
             other => DataFusionError::External(Box::new(other)),
         }
+    }
+}
+
+impl From<LakeError> for ModelError {
+    fn from(err: LakeError) -> Self {
+        Self::Lake(Box::new(err))
     }
 }
 

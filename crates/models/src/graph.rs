@@ -59,7 +59,11 @@ impl ModelGraph {
             models.into_iter().map(|m| (m.name.clone(), m)).collect();
         let models = order
             .into_iter()
-            .map(|name| by_name.remove(&name).expect("ordered names come from the models"))
+            .map(|name| {
+                by_name
+                    .remove(&name)
+                    .expect("ordered names come from the models")
+            })
             .collect();
         Ok(Self {
             models,
@@ -268,7 +272,11 @@ fn topological_order(
     let mut path: Vec<ModelName> = vec![remaining.keys().next().expect("non-empty").clone()];
     loop {
         let last = path.last().expect("non-empty path");
-        let next = remaining[last].iter().next().expect("blocked models have deps").clone();
+        let next = remaining[last]
+            .iter()
+            .next()
+            .expect("blocked models have deps")
+            .clone();
         if let Some(start) = path.iter().position(|n| n == &next) {
             let cycle: Vec<ModelName> = path[start..].iter().cloned().chain([next]).collect();
             let files = cycle[..cycle.len() - 1]
@@ -350,7 +358,10 @@ mod tests {
         let err = ModelGraph::build(vec![model("marts.a", "SELECT * FROM marts.nope")], &raw())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("sql/marts/a.sql") && err.contains("marts.nope"), "{err}");
+        assert!(
+            err.contains("sql/marts/a.sql") && err.contains("marts.nope"),
+            "{err}"
+        );
         let err = ModelGraph::build(vec![model("staging.a", "SELECT * FROM orders")], &raw())
             .unwrap_err()
             .to_string();

@@ -162,7 +162,8 @@ pub async fn run(
                 let raw_reads = graph.raw_reads[&model.name].clone();
                 let run_id = run_id.clone();
                 progress.started(&model.name);
-                running.spawn(async move { run_model(&catalog, &model, &raw_reads, &run_id).await });
+                running
+                    .spawn(async move { run_model(&catalog, &model, &raw_reads, &run_id).await });
                 continue;
             }
             index += 1;
@@ -320,11 +321,11 @@ async fn build_and_publish(
         .clone();
     let table = delta::overwrite(&catalog.lake, &location, plan, catalog.ctx.state())
         .await
-        .map_err(|e| (ModelError::Lake(e), outcomes.clone()))?;
+        .map_err(|e| (ModelError::from(e), outcomes.clone()))?;
     let version = table.version().unwrap_or_default();
     let provider = delta::provider(&table, &name)
         .await
-        .map_err(|e| (ModelError::Lake(e), outcomes.clone()))?;
+        .map_err(|e| (ModelError::from(e), outcomes.clone()))?;
     catalog.set_table(&model.name.schema, &model.name.table, provider);
     Ok(Published {
         rows,

@@ -32,10 +32,18 @@ pub async fn tables(workspace: &Workspace) -> Result<ExitCode> {
 }
 
 pub fn print_tables(tables: &[TableInfo]) {
-    let width = tables.iter().map(|t| t.name.len()).max().unwrap_or(5).max(5);
+    let width = tables
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!("{:<width$}  {:<12}  {:>12}", "table", "kind", "rows");
     for table in tables {
-        println!("{:<width$}  {:<12}  {:>12}", table.name, table.kind, table.rows);
+        println!(
+            "{:<width$}  {:<12}  {:>12}",
+            table.name, table.kind, table.rows
+        );
     }
 }
 

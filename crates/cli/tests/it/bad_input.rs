@@ -26,7 +26,10 @@ fn cycle_is_named_with_its_files() {
     project.write("sql/marts/b.sql", "SELECT * FROM marts.a");
     let err = project.fails(&["run"]);
     assert!(err.contains("marts.a -> marts.b -> marts.a"), "{err}");
-    assert!(err.contains("sql/marts/a.sql") && err.contains("sql/marts/b.sql"), "{err}");
+    assert!(
+        err.contains("sql/marts/a.sql") && err.contains("sql/marts/b.sql"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -34,7 +37,10 @@ fn sql_that_does_not_parse_names_the_file() {
     let project = TestProject::new();
     project.write("sql/marts/typo.sql", "SELEC order_id FROM staging.orders");
     let err = project.fails(&["run"]);
-    assert!(err.contains("sql/marts/typo.sql") && err.contains("does not parse"), "{err}");
+    assert!(
+        err.contains("sql/marts/typo.sql") && err.contains("does not parse"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -46,7 +52,10 @@ fn bad_config_key_names_the_key_and_the_file() {
         &config.replace("max-parallel-models = 2", "max-paralel-models = 2"),
     );
     let err = project.fails(&["tables"]);
-    assert!(err.contains("cdphub.toml") && err.contains("max-paralel-models"), "{err}");
+    assert!(
+        err.contains("cdphub.toml") && err.contains("max-paralel-models"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -60,9 +69,16 @@ fn unreachable_lake_fails_fast_with_a_hint() {
         .with_env("AWS_REGION", "us-east-1");
     let started = std::time::Instant::now();
     let err = project.fails(&["run"]);
-    assert!(err.contains("cannot reach the lake at s3://cdphub-test/unreachable"), "{err}");
+    assert!(
+        err.contains("cannot reach the lake at s3://cdphub-test/unreachable"),
+        "{err}"
+    );
     assert!(err.contains("hint:"), "{err}");
-    assert!(started.elapsed().as_secs() < 60, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -132,9 +148,13 @@ fn drifted_raw_schema_names_the_file_and_column() {
     let project = TestProject::new();
     project.generate();
     // An upstream export that turned order_id into a number.
-    let schema = Arc::new(Schema::new(vec![Field::new("order_id", DataType::Int64, false)]));
-    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])
-        .unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "order_id",
+        DataType::Int64,
+        false,
+    )]));
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
     let path = project.lake_path("raw/orders/part-drifted.parquet");
     let file = std::fs::File::create(&path).unwrap();
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
@@ -143,7 +163,10 @@ fn drifted_raw_schema_names_the_file_and_column() {
 
     let err = project.fails(&["run"]);
     assert!(err.contains("raw/orders/part-drifted.parquet"), "{err}");
-    assert!(err.contains("schema of") && err.contains("`order_id`"), "{err}");
+    assert!(
+        err.contains("schema of") && err.contains("`order_id`"),
+        "{err}"
+    );
     let err = project.fails(&["query", "SELECT count(*) FROM raw.orders"]);
     assert!(err.contains("part-drifted.parquet"), "{err}");
 }

@@ -48,7 +48,8 @@ fn s3_lake_publishes_the_same_tables_as_local_disk() {
     // A second run commits version 1 on S3 too (conditional put of the next log entry).
     remote.ok(&["run", "--select", "staging.orders"]);
     assert_eq!(
-        remote.scalar("SELECT max(delta_version) FROM hub.model_runs WHERE model = 'staging.orders'"),
+        remote
+            .scalar("SELECT max(delta_version) FROM hub.model_runs WHERE model = 'staging.orders'"),
         "1"
     );
 }

@@ -59,7 +59,10 @@ fn project() -> Project {
 }
 
 fn memory_lake() -> Lake {
-    Lake::with_store(Url::parse("memory:///lake/").unwrap(), Arc::new(InMemory::new()))
+    Lake::with_store(
+        Url::parse("memory:///lake/").unwrap(),
+        Arc::new(InMemory::new()),
+    )
 }
 
 async fn put(lake: &Lake, relative: &str, bytes: Vec<u8>) {
@@ -78,7 +81,12 @@ async fn scalar(catalog: &Catalog, sql: &str) -> String {
 #[tokio::test]
 async fn raw_sources_read_hive_partitions_and_merge_added_columns() {
     let lake = memory_lake();
-    put(&lake, "raw/orders/day=2025-01-01/a.parquet", parquet_bytes(&orders(&["o1", "o2"], &[10, 20]))).await;
+    put(
+        &lake,
+        "raw/orders/day=2025-01-01/a.parquet",
+        parquet_bytes(&orders(&["o1", "o2"], &[10, 20])),
+    )
+    .await;
     // A later export adds a column: accepted, older files read it as NULL.
     let wider = {
         let base = orders(&["o3"], &[5]);
@@ -88,14 +96,26 @@ async fn raw_sources_read_hive_partitions_and_merge_added_columns() {
         columns.push(Arc::new(StringArray::from(vec![Some("WELCOME")])));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
     };
-    put(&lake, "raw/orders/day=2025-01-02/b.parquet", parquet_bytes(&wider)).await;
+    put(
+        &lake,
+        "raw/orders/day=2025-01-02/b.parquet",
+        parquet_bytes(&wider),
+    )
+    .await;
     put(&lake, "raw/orders/_SUCCESS", Vec::new()).await;
 
     let catalog = Catalog::open(&project(), lake).await.unwrap();
     assert!(catalog.source_problems.is_empty());
-    assert_eq!(scalar(&catalog, "SELECT count(*) FROM raw.orders").await, "3");
     assert_eq!(
-        scalar(&catalog, "SELECT sum(amount) FROM raw.orders WHERE day = '2025-01-01'").await,
+        scalar(&catalog, "SELECT count(*) FROM raw.orders").await,
+        "3"
+    );
+    assert_eq!(
+        scalar(
+            &catalog,
+            "SELECT sum(amount) FROM raw.orders WHERE day = '2025-01-01'"
+        )
+        .await,
         "30"
     );
     assert_eq!(
@@ -107,37 +127,81 @@ async fn raw_sources_read_hive_partitions_and_merge_added_columns() {
 #[tokio::test]
 async fn corrupt_and_drifted_files_are_reported_with_their_path() {
     let lake = memory_lake();
-    put(&lake, "raw/orders/day=1/good.parquet", parquet_bytes(&orders(&["o1"], &[1]))).await;
-    put(&lake, "raw/orders/day=1/broken.parquet", b"PAR1 garbage".to_vec()).await;
+    put(
+        &lake,
+        "raw/orders/day=1/good.parquet",
+        parquet_bytes(&orders(&["o1"], &[1])),
+    )
+    .await;
+    put(
+        &lake,
+        "raw/orders/day=1/broken.parquet",
+        b"PAR1 garbage".to_vec(),
+    )
+    .await;
     let catalog = Catalog::open(&project(), lake.clone()).await.unwrap();
     let problem = catalog.problem_for("orders").expect("a problem for orders");
     let text = problem.error.to_string();
-    assert!(text.contains("lake/raw/orders/day=1/broken.parquet"), "{text}");
+    assert!(
+        text.contains("lake/raw/orders/day=1/broken.parquet"),
+        "{text}"
+    );
     assert!(text.contains("not readable Parquet"), "{text}");
 
-    lake.store().delete(&lake.path("raw/orders/day=1/broken.parquet")).await.unwrap();
+    lake.store()
+        .delete(&lake.path("raw/orders/day=1/broken.parquet"))
+        .await
+        .unwrap();
     let drifted = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![Field::new("amount", DataType::Utf8, false)])),
+        Arc::new(Schema::new(vec![Field::new(
+            "amount",
+            DataType::Utf8,
+            false,
+        )])),
         vec![Arc::new(StringArray::from(vec!["12.50"]))],
     )
     .unwrap();
-    put(&lake, "raw/orders/day=2/drifted.parquet", parquet_bytes(&drifted)).await;
+    put(
+        &lake,
+        "raw/orders/day=2/drifted.parquet",
+        parquet_bytes(&drifted),
+    )
+    .await;
     let catalog = Catalog::open(&project(), lake.clone()).await.unwrap();
     let text = catalog.problem_for("orders").unwrap().error.to_string();
-    assert!(text.contains("drifted.parquet") && text.contains("`amount`"), "{text}");
+    assert!(
+        text.contains("drifted.parquet") && text.contains("`amount`"),
+        "{text}"
+    );
 
     // A file outside the declared partition layout is also named.
-    lake.store().delete(&lake.path("raw/orders/day=2/drifted.parquet")).await.unwrap();
-    put(&lake, "raw/orders/loose.parquet", parquet_bytes(&orders(&["o9"], &[9]))).await;
+    lake.store()
+        .delete(&lake.path("raw/orders/day=2/drifted.parquet"))
+        .await
+        .unwrap();
+    put(
+        &lake,
+        "raw/orders/loose.parquet",
+        parquet_bytes(&orders(&["o9"], &[9])),
+    )
+    .await;
     let catalog = Catalog::open(&project(), lake).await.unwrap();
     let text = catalog.problem_for("orders").unwrap().error.to_string();
-    assert!(text.contains("loose.parquet") && text.contains("day=<value>"), "{text}");
+    assert!(
+        text.contains("loose.parquet") && text.contains("day=<value>"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn delta_overwrite_publishes_versions_that_stay_readable() {
     let lake = memory_lake();
-    put(&lake, "raw/orders/day=1/a.parquet", parquet_bytes(&orders(&["o1", "o2"], &[10, 20]))).await;
+    put(
+        &lake,
+        "raw/orders/day=1/a.parquet",
+        parquet_bytes(&orders(&["o1", "o2"], &[10, 20])),
+    )
+    .await;
     let catalog = Catalog::open(&project(), lake.clone()).await.unwrap();
     let location = DeltaLocation::curated("staging", "orders");
 
@@ -154,19 +218,31 @@ async fn delta_overwrite_publishes_versions_that_stay_readable() {
 
     // A new catalog sees the latest version; version 0 is still there.
     let catalog = Catalog::open(&project(), lake.clone()).await.unwrap();
-    assert_eq!(scalar(&catalog, "SELECT sum(amount) FROM staging.orders").await, "60");
-    let old = delta::open(&lake, &location, Some(0)).await.unwrap().unwrap();
+    assert_eq!(
+        scalar(&catalog, "SELECT sum(amount) FROM staging.orders").await,
+        "60"
+    );
+    let old = delta::open(&lake, &location, Some(0))
+        .await
+        .unwrap()
+        .unwrap();
     let provider = delta::provider(&old, "staging.orders").await.unwrap();
     let total = catalog
         .ctx
         .read_table(provider)
         .unwrap()
-        .aggregate(vec![], vec![datafusion::functions_aggregate::expr_fn::sum(datafusion::prelude::col("amount"))])
+        .aggregate(
+            vec![],
+            vec![datafusion::functions_aggregate::expr_fn::sum(
+                datafusion::prelude::col("amount"),
+            )],
+        )
         .unwrap()
         .collect()
         .await
         .unwrap();
-    let value = datafusion::arrow::util::display::array_value_to_string(total[0].column(0), 0).unwrap();
+    let value =
+        datafusion::arrow::util::display::array_value_to_string(total[0].column(0), 0).unwrap();
     assert_eq!(value, "30");
 }
 
