@@ -166,3 +166,20 @@ fn models_lists_the_graph() {
         "{dot}"
     );
 }
+
+#[test]
+fn demo_goes_from_nothing_to_a_tour() {
+    let project = TestProject::new();
+    let out = project.ok(&["demo", "--scale", "0.005", "--seed", "7", "--no-serve"]);
+    assert!(out.contains("persons generated"), "{out}");
+    assert!(out.contains("7 succeeded, 0 failed, 0 skipped"), "{out}");
+    assert!(out.contains("marts.daily_revenue"), "{out}");
+    assert!(out.contains("What to try next"), "{out}");
+    // The sample query's channels come from the data.
+    for channel in ["store", "web", "app"] {
+        assert!(out.contains(&format!("| {channel}")), "{channel} missing:\n{out}");
+    }
+    // A second demo reuses the data instead of regenerating it.
+    let again = project.ok(&["demo", "--no-serve"]);
+    assert!(again.contains("reusing it"), "{again}");
+}
