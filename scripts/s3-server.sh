@@ -8,9 +8,11 @@
 #
 # Usage:
 #   scripts/s3-server.sh install        create/update <repo>/.venv from the requirements
-#   scripts/s3-server.sh start [PORT]   start in the background (default port $CDPHUB_TEST_S3_PORT
-#                                       or 19090), create the bucket, print `export NAME=value` lines:
-#                                         eval "$(scripts/s3-server.sh start)"
+#   scripts/s3-server.sh start [PORT]   start in the background, create the bucket, print
+#                                       `export NAME=value` lines:  eval "$(scripts/s3-server.sh start)"
+#                                       PORT omitted: $CDPHUB_TEST_S3_PORT or 19090, or a free port
+#                                       if that one is busy; PORT=auto: a free port; PORT=N: exactly N
+#                                       (error if busy). Already running: prints its exports again.
 #   scripts/s3-server.sh env            print the export lines of the running server again
 #   scripts/s3-server.sh status         say whether it runs (exit 0) or not (exit 1)
 #   scripts/s3-server.sh stop           stop it (no error if it is not running)
@@ -46,7 +48,9 @@ BUCKET=cdphub-test
 ACCESS_KEY_ID=cdphub-test
 SECRET_ACCESS_KEY=cdphub-test-secret
 REGION=us-east-1
-START_TIMEOUT="${CDPHUB_S3_START_TIMEOUT:-10}"
+# Seconds to wait for the server to answer; it usually takes about 2 s, the
+# margin is for a machine busy compiling.
+START_TIMEOUT="${CDPHUB_S3_START_TIMEOUT:-30}"
 # Marker passed on the server's command line, so `stop` never signals a
 # process that merely reused a stale pid.
 MARKER=cdphub-s3-server
@@ -89,9 +93,14 @@ cmd_install() {
         return 0
     fi
 
-    if [[ -d "$VENV" ]] && ! "$VENV_PY" -c 'import sys' >/dev/null 2>&1; then
-        log "virtualenv $VENV is broken; recreating it"
-        rm -rf -- "$VENV"
+    if [[ -d "$VENV" ]]; then
+        local venv_version host_version
+        venv_version="$("$VENV_PY" -c 'import sys; print(sys.version)' 2>/dev/null || true)"
+        host_version="$(python3 -c 'import sys; print(sys.version)')"
+        if [[ "$venv_version" != "$host_version" ]]; then
+            log "virtualenv $VENV is broken or from another Python; recreating it"
+            rm -rf -- "$VENV"
+        fi
     fi
     if [[ ! -d "$VENV" ]]; then
         log "creating virtualenv $VENV"
@@ -223,9 +232,12 @@ while True:
 PY
 
 port_is_free() {
+    # SO_REUSEADDR as werkzeug uses it: only a listening socket makes the port
+    # busy, not connections of a previous run lingering in TIME_WAIT.
     "$VENV_PY" - "$HOST" "$1" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind((sys.argv[1], int(sys.argv[2])))
 except OSError:
@@ -235,10 +247,36 @@ finally:
 PY
 }
 
+free_port() {
+    "$VENV_PY" - "$HOST" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.bind((sys.argv[1], 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+valid_port() {
+    [[ "$1" =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535))
+}
+
+# start [PORT]: PORT omitted -> the default port, or a free one if that is
+# busy; PORT=auto -> a free port; PORT=N -> exactly N, or an error if busy.
 cmd_start() {
-    local port="${1:-$DEFAULT_PORT}"
-    [[ "$port" =~ ^[0-9]+$ ]] && ((port >= 1 && port <= 65535)) ||
-        die "invalid port '$port' (expected 1..65535)"
+    local requested="${1:-}" mode port
+    if [[ -z "$requested" ]]; then
+        mode=default
+        valid_port "$DEFAULT_PORT" || die "invalid CDPHUB_TEST_S3_PORT '$DEFAULT_PORT' (expected 1..65535)"
+        port=$((10#$DEFAULT_PORT))
+    elif [[ "$requested" == auto ]]; then
+        mode=auto
+        port=
+    else
+        mode=explicit
+        valid_port "$requested" || die "invalid port '$requested' (expected 1..65535 or 'auto')"
+        port=$((10#$requested))
+    fi
 
     cmd_install
     mkdir -p -- "$STATE_DIR"
@@ -247,14 +285,23 @@ cmd_start() {
     if pid="$(running_pid)"; then
         local old_port
         old_port="$(cat "$PORT_FILE" 2>/dev/null || true)"
-        if [[ "$old_port" != "$port" ]]; then
+        if [[ "$mode" == explicit && "$old_port" != "$port" ]]; then
             die "already running (pid $pid) on port ${old_port:-?}; run '$0 stop' first or use that port"
         fi
+        [[ "$old_port" =~ ^[0-9]+$ ]] || die "state file $PORT_FILE is damaged; run '$0 stop' first"
+        port="$old_port"
         log "already running (pid $pid) on $HOST:$port"
     else
         clear_state
-        port_is_free "$port" ||
-            die "port $port on $HOST is already in use; pick another: $0 start PORT"
+        if [[ "$mode" == auto ]]; then
+            port="$(free_port)"
+        elif ! port_is_free "$port"; then
+            [[ "$mode" == default ]] ||
+                die "port $port on $HOST is already in use; pick another: $0 start PORT (or: $0 start auto)"
+            local busy="$port"
+            port="$(free_port)"
+            log "default port $busy on $HOST is in use; using free port $port instead"
+        fi
         log "starting moto S3 server on $HOST:$port (log: $LOG_FILE)"
         : >"$LOG_FILE"
         nohup "$VENV_PY" -c "$LAUNCHER" "$MARKER" "$HOST" "$port" \

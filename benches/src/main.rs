@@ -79,7 +79,13 @@ fn main() -> Result<()> {
     }
 }
 
-fn pipeline(scale: f64, seed: u64, cdphub: Option<PathBuf>, project: &Path, out: &Path) -> Result<()> {
+fn pipeline(
+    scale: f64,
+    seed: u64,
+    cdphub: Option<PathBuf>,
+    project: &Path,
+    out: &Path,
+) -> Result<()> {
     let cdphub = match cdphub {
         Some(path) => path,
         None => std::env::current_exe()?.with_file_name("cdphub"),
@@ -107,7 +113,12 @@ fn pipeline(scale: f64, seed: u64, cdphub: Option<PathBuf>, project: &Path, out:
     let scale_text = scale.to_string();
     let seed_text = seed.to_string();
     let (generate_seconds, generate_samples) = measured(base(&[
-        "demo", "generate", "--scale", &scale_text, "--seed", &seed_text,
+        "demo",
+        "generate",
+        "--scale",
+        &scale_text,
+        "--seed",
+        &seed_text,
     ]))?;
     let (run_seconds, run_samples) = measured(base(&["run"]))?;
 
@@ -127,7 +138,10 @@ fn pipeline(scale: f64, seed: u64, cdphub: Option<PathBuf>, project: &Path, out:
         ])
         .output()?;
     if !json.status.success() {
-        bail!("reading hub.model_runs failed: {}", String::from_utf8_lossy(&json.stderr));
+        bail!(
+            "reading hub.model_runs failed: {}",
+            String::from_utf8_lossy(&json.stderr)
+        );
     }
     let mut models = Vec::new();
     for line in String::from_utf8(json.stdout)?.lines() {
@@ -215,14 +229,20 @@ fn peak_between(samples: &[Sample], from_ms: i64, to_ms: i64) -> f64 {
 }
 
 fn print_report(report: &PipelineReport) {
-    println!("pipeline at scale {} (seed {}, {} cores)", report.scale, report.seed, report.cores);
+    println!(
+        "pipeline at scale {} (seed {}, {} cores)",
+        report.scale, report.seed, report.cores
+    );
     for stage in &report.stages {
         println!(
             "  {:<10} {:>8.2} s  peak RSS {:>8.1} MiB",
             stage.stage, stage.seconds, stage.peak_rss_mib
         );
     }
-    println!("  {:<28} {:>8} {:>12} {:>12}", "model", "seconds", "rows", "peak MiB");
+    println!(
+        "  {:<28} {:>8} {:>12} {:>12}",
+        "model", "seconds", "rows", "peak MiB"
+    );
     for model in &report.models {
         println!(
             "  {:<28} {:>8.2} {:>12} {:>12.1}",

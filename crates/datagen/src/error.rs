@@ -36,7 +36,11 @@ pub enum DatagenError {
 
     /// A background generation thread died before finishing its chunk of persons.
     #[error("a generator worker for persons {first}..{end} failed: {reason}")]
-    Worker { first: u64, end: u64, reason: String },
+    Worker {
+        first: u64,
+        end: u64,
+        reason: String,
+    },
 }
 
 impl DatagenError {

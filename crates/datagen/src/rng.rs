@@ -182,7 +182,9 @@ mod tests {
     fn geometric_mean_is_plausible() {
         let mut rng = stream_rng(1, Stream::Catalog, 1);
         let n = 20_000;
-        let sum: u64 = (0..n).map(|_| u64::from(geometric(&mut rng, 0.5, 100))).sum();
+        let sum: u64 = (0..n)
+            .map(|_| u64::from(geometric(&mut rng, 0.5, 100)))
+            .sum();
         let mean = sum as f64 / f64::from(n);
         assert!((mean - 1.0).abs() < 0.1, "{mean}");
     }

@@ -177,7 +177,10 @@ fn demo_goes_from_nothing_to_a_tour() {
     assert!(out.contains("What to try next"), "{out}");
     // The sample query's channels come from the data.
     for channel in ["store", "web", "app"] {
-        assert!(out.contains(&format!("| {channel}")), "{channel} missing:\n{out}");
+        assert!(
+            out.contains(&format!("| {channel}")),
+            "{channel} missing:\n{out}"
+        );
     }
     // A second demo reuses the data instead of regenerating it.
     let again = project.ok(&["demo", "--no-serve"]);
