@@ -11,6 +11,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+mod stitch;
+
 #[derive(Parser)]
 #[command(name = "cdphub-bench", about = "Benchmarks of cdphub, written as JSON")]
 struct Cli {
@@ -35,6 +37,26 @@ enum Bench {
         project: PathBuf,
         /// Where to write the JSON report.
         #[arg(long, default_value = "bench-results/pipeline.json")]
+        out: PathBuf,
+    },
+    /// Stitch the identity graph of a scale with cdphub's stitch() and, over the same edges,
+    /// with iterative SQL label propagation on DuckDB; report medians and the ratio.
+    Stitch {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Timed repetitions of each side (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long)]
+        cdphub: Option<PathBuf>,
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Python with duckdb installed (default: <project>/.venv/bin/python).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "bench-results/stitch.json")]
         out: PathBuf,
     },
 }
@@ -76,17 +98,31 @@ fn main() -> Result<()> {
             project,
             out,
         } => pipeline(scale, seed, cdphub, &project, &out),
+        Bench::Stitch {
+            scale,
+            seed,
+            repeat,
+            cdphub,
+            project,
+            python,
+            out,
+        } => stitch::stitch(
+            &stitch::StitchBench {
+                scale,
+                seed,
+                repeat,
+                cdphub: cdphub_binary(cdphub)?,
+                python: python.unwrap_or_else(|| project.join(".venv/bin/python")),
+                project: project.clone(),
+            },
+            &out,
+        ),
     }
 }
 
-fn pipeline(
-    scale: f64,
-    seed: u64,
-    cdphub: Option<PathBuf>,
-    project: &Path,
-    out: &Path,
-) -> Result<()> {
-    let cdphub = match cdphub {
+/// The cdphub binary to drive: the given one, or the one next to this harness.
+fn cdphub_binary(given: Option<PathBuf>) -> Result<PathBuf> {
+    let cdphub = match given {
         Some(path) => path,
         None => std::env::current_exe()?.with_file_name("cdphub"),
     };
@@ -96,6 +132,17 @@ fn pipeline(
             cdphub.display()
         );
     }
+    Ok(cdphub)
+}
+
+fn pipeline(
+    scale: f64,
+    seed: u64,
+    cdphub: Option<PathBuf>,
+    project: &Path,
+    out: &Path,
+) -> Result<()> {
+    let cdphub = cdphub_binary(cdphub)?;
     let lake = tempfile::tempdir().context("temp dir for the benchmark lake")?;
     let lake_url = lake.path().to_string_lossy().to_string();
     let base = |args: &[&str]| {
@@ -186,10 +233,10 @@ fn pipeline(
 }
 
 /// (unix milliseconds, resident MiB)
-type Sample = (i64, f64);
+pub(crate) type Sample = (i64, f64);
 
 /// Runs the command to completion, sampling its resident memory every 20 ms.
-fn measured(mut command: Command) -> Result<(f64, Vec<Sample>)> {
+pub(crate) fn measured(mut command: Command) -> Result<(f64, Vec<Sample>)> {
     let started = Instant::now();
     let mut child = command.spawn().context("start cdphub")?;
     let mut samples = Vec::new();
@@ -216,7 +263,7 @@ fn resident_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn peak(samples: &[Sample]) -> f64 {
+pub(crate) fn peak(samples: &[Sample]) -> f64 {
     samples.iter().map(|s| s.1).fold(0.0, f64::max)
 }
 

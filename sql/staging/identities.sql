@@ -47,17 +47,10 @@ normalised AS (
         source,
         record_id,
         id['id_type'] AS id_type,
+        -- The cleaning functions follow [identity] in cdphub.toml (phone region, Gmail rules).
         CASE id['id_type']
-            WHEN 'email' THEN lower(trim(id['raw_value']))
-            -- French numbers to E.164: 06 12 34 56 78, 0033 6..., +33 6... all become +336...
-            WHEN 'phone' THEN CASE
-                WHEN regexp_replace(id['raw_value'], '[^0-9+]', '', 'g') LIKE '+%'
-                    THEN regexp_replace(id['raw_value'], '[^0-9+]', '', 'g')
-                WHEN regexp_replace(id['raw_value'], '[^0-9]', '', 'g') LIKE '00%'
-                    THEN '+' || substr(regexp_replace(id['raw_value'], '[^0-9]', '', 'g'), 3)
-                WHEN regexp_replace(id['raw_value'], '[^0-9]', '', 'g') LIKE '0_________'
-                    THEN '+33' || substr(regexp_replace(id['raw_value'], '[^0-9]', '', 'g'), 2)
-                END
+            WHEN 'email' THEN normalize_email(id['raw_value'])
+            WHEN 'phone' THEN normalize_phone(id['raw_value'])
             WHEN 'loyalty_id' THEN upper(trim(id['raw_value']))
             ELSE trim(id['raw_value'])
         END AS id_value,

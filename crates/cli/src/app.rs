@@ -43,6 +43,37 @@ pub enum Command {
     Tables,
     /// Run one SQL query against the catalog and print the result.
     Query(QueryArgs),
+    /// Inspect identity resolution (persons, refused links, quality against the truth).
+    Identity(IdentityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    #[command(subcommand)]
+    pub action: IdentityAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityAction {
+    /// Cluster sizes, largest persons, refused links, and pairwise precision / recall / F1
+    /// against `_truth/record_persons` when the lake has it.
+    Report(IdentityReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityReportArgs {
+    /// How many of the largest persons to list.
+    #[arg(long, default_value_t = 10)]
+    pub largest: usize,
+    /// `json` prints only the quality figures, for scripts and benchmarks.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

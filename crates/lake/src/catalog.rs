@@ -46,7 +46,7 @@ impl Catalog {
     /// Builds the session: registers the lake's store, every raw source and every published table.
     pub async fn open(project: &Project, lake: Lake) -> Result<Self> {
         lake.check_reachable().await?;
-        let ctx = new_session(&lake)?;
+        let ctx = new_session(&lake, project)?;
         let catalog = Arc::new(MemoryCatalogProvider::new());
         for schema in [RAW_SCHEMA, HUB_SCHEMA, "public"]
             .iter()
@@ -169,9 +169,10 @@ impl Catalog {
     }
 }
 
-/// A session with the lake's store registered and `information_schema` on. Delta's planner
+/// A session with the lake's store registered, `information_schema` on and cdphub's SQL
+/// functions registered. Delta's planner
 /// is installed because publishing a query result plans Delta's own write nodes.
-pub fn new_session(lake: &Lake) -> Result<SessionContext> {
+pub fn new_session(lake: &Lake, project: &Project) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
         .build_arc()
         .map_err(|e| LakeError::datafusion("create runtime", e))?;
@@ -186,5 +187,9 @@ pub fn new_session(lake: &Lake) -> Result<SessionContext> {
         .with_runtime_env(runtime)
         .with_query_planner(DeltaPlanner::new())
         .build();
-    Ok(SessionContext::new_with_state(state))
+    let ctx = SessionContext::new_with_state(state);
+    let origin = project.config_path.display().to_string();
+    cdphub_functions::register_all(&ctx, &project.config.identity, &origin)
+        .map_err(|e| crate::config::identity_config_error(&project.config_path, e))?;
+    Ok(ctx)
 }

@@ -21,6 +21,9 @@ pub struct Config {
     /// Raw sources by name; each becomes the table `raw.<name>`.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
+    /// Identifier cleaning and stitching rules.
+    #[serde(default)]
+    pub identity: cdphub_functions::IdentityConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +214,8 @@ impl Config {
                 "run.max-parallel-models must be at least 1".to_string(),
             ));
         }
+        cdphub_functions::StitchRules::compile(&self.identity, &path.display().to_string())
+            .map_err(|e| identity_config_error(path, e))?;
         if self.lake.url.trim().is_empty() {
             return Err(invalid("lake.url must not be empty".to_string()));
         }
@@ -229,6 +234,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// An `[identity]` problem, reported like every other config problem.
+pub(crate) fn identity_config_error(
+    path: &Path,
+    error: cdphub_functions::FunctionError,
+) -> LakeError {
+    let message = match error {
+        cdphub_functions::FunctionError::Config { key, message, .. } => format!("{key}: {message}"),
+        other => other.to_string(),
+    };
+    LakeError::ConfigInvalid {
+        path: path.to_path_buf(),
+        message,
     }
 }
 

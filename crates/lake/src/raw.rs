@@ -184,6 +184,21 @@ fn check_partition_folders(
     Ok(())
 }
 
+/// Writers differ in how they store text and bytes (Spark and pandas write `Utf8`,
+/// DataFusion `Utf8View`); those are one type to a reader, not drift.
+fn same_logical_type(a: &DataType, b: &DataType) -> bool {
+    use DataType::{Binary, BinaryView, LargeBinary, LargeUtf8, Utf8, Utf8View};
+    a == b
+        || matches!(
+            (a, b),
+            (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View)
+                | (
+                    Binary | LargeBinary | BinaryView,
+                    Binary | LargeBinary | BinaryView
+                )
+        )
+}
+
 /// New columns are accepted (older files read them as NULL); a changed type is drift.
 fn merge_schemas(
     source: &str,
@@ -205,7 +220,9 @@ fn merge_schemas(
                 });
             }
             match merged.iter().find(|(f, _)| f.name() == field.name()) {
-                Some((existing, first_file)) if existing.data_type() != field.data_type() => {
+                Some((existing, first_file))
+                    if !same_logical_type(existing.data_type(), field.data_type()) =>
+                {
                     return Err(LakeError::SchemaDrift {
                         source_name: source.to_string(),
                         file: file.clone(),
@@ -248,6 +265,8 @@ mod tests {
         let merged = merge_schemas("s", &[("a".into(), a.clone()), ("b".into(), b)], &[]).unwrap();
         assert_eq!(merged.fields().len(), 2);
 
+        let view = schema(&[("id", DataType::Utf8View)]);
+        assert!(merge_schemas("s", &[("a".into(), a.clone()), ("v".into(), view)], &[]).is_ok());
         let c = schema(&[("id", DataType::Int64)]);
         let err = merge_schemas("s", &[("a".into(), a), ("c".into(), c)], &[])
             .unwrap_err()

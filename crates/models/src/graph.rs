@@ -27,7 +27,12 @@ impl ModelGraph {
         for model in &models {
             let mut deps = BTreeSet::new();
             let mut raws = BTreeSet::new();
-            for reference in model.reads.iter().chain(&model.test_reads) {
+            let references = model
+                .reads
+                .iter()
+                .chain(&model.test_reads)
+                .chain(&model.function_reads);
+            for reference in references {
                 match resolve(model, reference, &names, raw_sources)? {
                     Resolved::Model(dep) if dep != model.name => {
                         deps.insert(dep);
@@ -41,7 +46,8 @@ impl ModelGraph {
             upstream.insert(model.name.clone(), deps);
             raw_reads.insert(model.name.clone(), raws);
         }
-        // A model reading itself (outside its tests) is a cycle of one.
+        // A model reading itself (outside its tests, and outside a table function argument,
+        // which reads the last published version) is a cycle of one.
         for model in &models {
             let reads_itself = model
                 .reads
@@ -313,6 +319,7 @@ mod tests {
             settings: ModelSettings::default(),
             reads: query_reads(sql).unwrap(),
             test_reads: Vec::new(),
+            function_reads: Vec::new(),
         }
     }
 

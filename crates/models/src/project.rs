@@ -9,8 +9,12 @@ use cdphub_lake::config::is_identifier;
 use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
-use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, Statement as SqlStatement, TableFactor, Value,
+    Visit, Visitor,
+};
 use serde::Deserialize;
+use std::ops::ControlFlow;
 
 use crate::error::{ModelError, Result};
 
@@ -43,6 +47,9 @@ pub struct ModelSettings {
     pub description: Option<String>,
     #[serde(default)]
     pub materialized: Materialization,
+    /// For `incremental`: new rows replace kept rows with the same key (empty: append).
+    #[serde(default)]
+    pub unique_key: Vec<String>,
     #[serde(default)]
     pub tests: DataTests,
 }
@@ -53,6 +60,9 @@ pub enum Materialization {
     /// Rebuilt in full and replaced in one Delta commit.
     #[default]
     Table,
+    /// Keeps the rows already published and adds this run's rows, in one Delta commit
+    /// (history tables such as `identity.merge_history`).
+    Incremental,
 }
 
 /// Data tests; any failing row stops the model before its table is published.
@@ -99,6 +109,9 @@ pub struct Model {
     pub reads: Vec<TableReference>,
     /// Tables the data tests read besides the model itself.
     pub test_reads: Vec<TableReference>,
+    /// Tables named as arguments of table functions (`stitch('identity.links')`); the model
+    /// itself may be one of them, meaning its last published version.
+    pub function_reads: Vec<TableReference>,
 }
 
 impl Model {
@@ -112,6 +125,7 @@ impl Model {
             path: path.to_path_buf(),
             message,
         })?;
+        let function_reads = function_table_arguments(&sql);
         let settings_path = path.with_extension("toml");
         let settings = if settings_path.exists() {
             load_settings(&settings_path)?
@@ -136,6 +150,7 @@ impl Model {
             settings,
             reads,
             test_reads,
+            function_reads,
         })
     }
 }
@@ -205,6 +220,8 @@ fn load_settings(path: &Path) -> Result<ModelSettings> {
 }
 
 /// The tables one SQL query reads, CTE names excluded. Exactly one query is allowed.
+/// Table function calls such as `stitch(...)` are not tables; see
+/// [`function_table_arguments`] for what they read.
 pub fn query_reads(sql: &str) -> std::result::Result<Vec<TableReference>, String> {
     let mut statements = DFParser::parse_sql(sql).map_err(|e| e.to_string())?;
     if statements.len() != 1 {
@@ -214,12 +231,67 @@ pub fn query_reads(sql: &str) -> std::result::Result<Vec<TableReference>, String
         ));
     }
     let statement = statements.pop_front().expect("one statement");
-    if !matches!(&statement, Statement::Statement(s) if matches!(s.as_ref(), SqlStatement::Query(_)))
-    {
+    let Statement::Statement(inner) = &statement else {
+        return Err("a model must be a query (SELECT or WITH ... SELECT)".to_string());
+    };
+    if !matches!(inner.as_ref(), SqlStatement::Query(_)) {
         return Err("a model must be a query (SELECT or WITH ... SELECT)".to_string());
     }
+    let mut calls = TableFunctionCalls::default();
+    let _ = inner.visit(&mut calls);
     let (tables, _ctes) = resolve_table_references(&statement, true).map_err(|e| e.to_string())?;
-    Ok(tables)
+    Ok(tables
+        .into_iter()
+        .filter(|t| !calls.functions.contains(&t.to_string()))
+        .collect())
+}
+
+/// The quoted `schema.table` arguments of table function calls in a query that
+/// [`query_reads`] accepted. A model may name itself there to read its previous version.
+pub fn function_table_arguments(sql: &str) -> Vec<TableReference> {
+    let mut calls = TableFunctionCalls::default();
+    if let Ok(statements) = DFParser::parse_sql(sql) {
+        for statement in statements {
+            if let Statement::Statement(inner) = statement {
+                let _ = inner.visit(&mut calls);
+            }
+        }
+    }
+    calls.table_arguments
+}
+
+/// Table function names, and the quoted `schema.table` arguments they were given.
+#[derive(Default)]
+struct TableFunctionCalls {
+    functions: Vec<String>,
+    table_arguments: Vec<TableReference>,
+}
+
+impl Visitor for TableFunctionCalls {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            args: Some(args),
+            ..
+        } = factor
+        {
+            self.functions.push(name.to_string());
+            for arg in &args.args {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(value))) = arg {
+                    if let Value::SingleQuotedString(text) = &value.value {
+                        let parts: Vec<&str> = text.split('.').collect();
+                        if parts.len() == 2 && parts.iter().all(|p| is_identifier(p)) {
+                            self.table_arguments
+                                .push(TableReference::partial(parts[0], parts[1]));
+                        }
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Finds every model below `models_dir`, in path order.
@@ -281,6 +353,22 @@ mod tests {
         .unwrap();
         let names: Vec<String> = reads.iter().map(|t| t.to_string()).collect();
         assert_eq!(names, vec!["raw.orders", "staging.x"]);
+    }
+
+    #[test]
+    fn table_functions_read_their_quoted_table_arguments() {
+        let sql = "SELECT * FROM stitch('identity.links', 'identity.identifiers', '{}') s JOIN marts.x USING (id)";
+        let names: Vec<String> = query_reads(sql)
+            .unwrap()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(names, vec!["marts.x"]);
+        let arguments: Vec<String> = function_table_arguments(sql)
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(arguments, vec!["identity.links", "identity.identifiers"]);
     }
 
     #[test]

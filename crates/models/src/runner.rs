@@ -14,13 +14,14 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::logical_expr::{JoinType, LogicalPlan};
 use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
 
 use crate::data_tests::{self, TestOutcome, TestStatus};
 use crate::error::{ModelError, Result};
 use crate::graph::ModelGraph;
-use crate::project::{Model, ModelName};
+use crate::project::{Materialization, Model, ModelName};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelStatus {
@@ -112,6 +113,12 @@ pub async fn run(
     let selected = graph.select(&options.selectors)?;
     let run_id = new_run_id();
     let started_at = Utc::now();
+    // Models that keep history stamp their rows with the run.
+    for udf in
+        cdphub_functions::run_context::run_functions(Some((&run_id, started_at.timestamp_micros())))
+    {
+        catalog.ctx.register_udf(udf);
+    }
 
     let mut pending: Vec<&Model> = graph
         .models
@@ -313,12 +320,9 @@ async fn build_and_publish(
 
     // 3. Publish in one Delta commit and point the catalog at the new version.
     let location = DeltaLocation::curated(&model.name.schema, &model.name.table);
-    let plan = catalog
-        .ctx
-        .read_table(staged_table)
-        .map_err(|e| (execution(e), outcomes.clone()))?
-        .logical_plan()
-        .clone();
+    let plan = publish_plan(catalog, model, staged_table)
+        .await
+        .map_err(|e| (execution(e), outcomes.clone()))?;
     let table = delta::overwrite(&catalog.lake, &location, plan, catalog.ctx.state())
         .await
         .map_err(|e| (ModelError::from(e), outcomes.clone()))?;
@@ -332,6 +336,42 @@ async fn build_and_publish(
         version,
         tests: outcomes,
     })
+}
+
+/// What to publish: the staged rows, plus for an incremental model the rows already
+/// published that this run does not replace.
+async fn publish_plan(
+    catalog: &Catalog,
+    model: &Model,
+    staged: Arc<ListingTable>,
+) -> datafusion::error::Result<LogicalPlan> {
+    let staged = catalog.ctx.read_table(staged)?;
+    let existing = match model.settings.materialized {
+        Materialization::Table => None,
+        Materialization::Incremental => {
+            catalog
+                .schema(&model.name.schema)
+                .table(&model.name.table)
+                .await?
+        }
+    };
+    let Some(existing) = existing else {
+        return Ok(staged.logical_plan().clone());
+    };
+    let existing = catalog.ctx.read_table(existing)?;
+    let keys: Vec<&str> = model
+        .settings
+        .unique_key
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let kept = if keys.is_empty() {
+        existing
+    } else {
+        let new_keys = staged.clone().select_columns(&keys)?;
+        existing.join(new_keys, JoinType::LeftAnti, &keys, &keys, None)?
+    };
+    Ok(kept.union_by_name(staged)?.logical_plan().clone())
 }
 
 /// A staging model whose raw source is broken fails with the source's own error.

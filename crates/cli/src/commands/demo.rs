@@ -109,6 +109,8 @@ fn print_next_steps(workspace: &Workspace) {
         "\nWhat to try next:
   cdphub --project {project} models                      # the model graph
   cdphub --project {project} tables                      # every table and its row count
+  cdphub --project {project} identity report             # persons, refused links, precision / recall
+  cdphub --project {project} query \"SELECT * FROM marts.customer_profiles LIMIT 10\"
   cdphub --project {project} query \"SELECT * FROM hub.model_runs ORDER BY started_at DESC LIMIT 10\"
   cdphub --project {project} query --format csv \"SELECT * FROM staging.orders LIMIT 100\"
   Edit a model under {project}/sql/, then: cdphub --project {project} run --select <model>+"

@@ -1,6 +1,7 @@
 //! One module per subcommand; shared set-up (project, lake, catalog, graph) lives here.
 
 mod demo;
+mod identity;
 mod models;
 mod query;
 mod run;
@@ -24,6 +25,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Models(args) => models::models(&workspace, args.format),
         Command::Tables => tables::tables(&workspace).await,
         Command::Query(args) => query::query(&workspace, &args).await,
+        Command::Identity(args) => identity::identity(&workspace, args).await,
     }
 }
 

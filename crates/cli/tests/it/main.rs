@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod common;
+mod identity;
 mod pipeline;
 mod s3;

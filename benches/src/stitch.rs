@@ -1,0 +1,204 @@
+//! `cdphub-bench stitch`: cdphub's union-find stitch against iterative SQL label
+//! propagation on DuckDB, over the same identity edges, in one run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::{measured, peak};
+
+pub struct StitchBench {
+    pub scale: f64,
+    pub seed: u64,
+    pub repeat: usize,
+    pub cdphub: PathBuf,
+    pub python: PathBuf,
+    pub project: PathBuf,
+}
+
+#[derive(Serialize)]
+struct StitchReport {
+    benchmark: &'static str,
+    scale: f64,
+    seed: u64,
+    cores: usize,
+    links: u64,
+    identifiers: u64,
+    cdphub_persons: u64,
+    duckdb_components: u64,
+    duckdb_iterations: u64,
+    /// Whole `cdphub query` over stitch(): process start, reading the links, stitching.
+    cdphub_seconds_median: f64,
+    cdphub_seconds: Vec<f64>,
+    /// The same process reading the links without stitching, for the fixed costs.
+    cdphub_read_only_seconds_median: f64,
+    cdphub_peak_rss_mib: f64,
+    duckdb_seconds_median: f64,
+    duckdb_seconds: Vec<f64>,
+    duckdb_peak_rss_mib: f64,
+    /// duckdb_seconds_median / cdphub_seconds_median.
+    speedup: f64,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+pub fn stitch(bench: &StitchBench, out: &Path) -> Result<()> {
+    if !bench.python.exists() {
+        bail!(
+            "{} not found: run `scripts/s3-server.sh install` to create the project virtualenv (it installs duckdb)",
+            bench.python.display()
+        );
+    }
+    let work = tempfile::tempdir().context("temp dir for the benchmark lake")?;
+    let lake = work.path().join("lake");
+    let cdphub = |args: &[&str]| {
+        let mut command = Command::new(&bench.cdphub);
+        command
+            .arg("--project")
+            .arg(&bench.project)
+            .arg("--lake")
+            .arg(&lake)
+            .args(args);
+        command
+    };
+    let run = |args: &[&str]| -> Result<String> {
+        let output = cdphub(args).output()?;
+        if !output.status.success() {
+            bail!(
+                "cdphub {args:?} failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8(output.stdout)?)
+    };
+    let scale = bench.scale.to_string();
+    let seed = bench.seed.to_string();
+    eprintln!("generating scale {scale} and building identity.links ...");
+    run(&["demo", "generate", "--scale", &scale, "--seed", &seed])?;
+    run(&["run", "--select", "+identity.links"])?;
+    let edges = work.path().join("edges.parquet");
+    run(&[
+        "query",
+        "--format",
+        "parquet",
+        "--output",
+        edges.to_str().context("utf-8 temp path")?,
+        "SELECT id_type, id_value, linked_type, linked_value FROM identity.links",
+    ])?;
+
+    let counts_sql = "SELECT count(*) AS identifiers, count(DISTINCT unified_id) AS persons FROM stitch('identity.links')";
+    let counts = run(&["query", "--format", "csv", counts_sql])?;
+    let values: Vec<u64> = counts
+        .lines()
+        .nth(1)
+        .context("stitch counts")?
+        .split(',')
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let links: u64 = run(&[
+        "query",
+        "--format",
+        "csv",
+        "SELECT count(*) FROM identity.links",
+    ])?
+    .lines()
+    .nth(1)
+    .context("link count")?
+    .parse()?;
+
+    let mut cdphub_seconds = Vec::new();
+    let mut cdphub_peak: f64 = 0.0;
+    let mut read_only = Vec::new();
+    for round in 0..bench.repeat {
+        eprintln!("round {}/{}: cdphub stitch", round + 1, bench.repeat);
+        let mut command = cdphub(&["query", "--format", "csv", counts_sql]);
+        command.stdout(Stdio::null());
+        let (seconds, samples) = measured(command)?;
+        cdphub_seconds.push(seconds);
+        cdphub_peak = cdphub_peak.max(peak(&samples));
+        let mut command = cdphub(&[
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(DISTINCT id_value), count(DISTINCT linked_value) FROM identity.links",
+        ]);
+        command.stdout(Stdio::null());
+        read_only.push(measured(command)?.0);
+    }
+
+    let mut duckdb_seconds = Vec::new();
+    let mut duckdb_peak: f64 = 0.0;
+    let mut peer = serde_json::Value::Null;
+    let script = bench.project.join("benches/peers/label_propagation.py");
+    for round in 0..bench.repeat {
+        eprintln!(
+            "round {}/{}: DuckDB label propagation",
+            round + 1,
+            bench.repeat
+        );
+        let result = work.path().join("peer.json");
+        let mut command = Command::new(&bench.python);
+        command
+            .arg(&script)
+            .arg(&edges)
+            .stdout(std::fs::File::create(&result)?);
+        let (_, samples) = measured(command)?;
+        duckdb_peak = duckdb_peak.max(peak(&samples));
+        peer = serde_json::from_str(&std::fs::read_to_string(&result)?)?;
+        // The peer's own clock: its load and propagation, without Python's start.
+        duckdb_seconds.push(peer["seconds"].as_f64().context("peer seconds")?);
+    }
+
+    let cdphub_median = median(&cdphub_seconds);
+    let duckdb_median = median(&duckdb_seconds);
+    let report = StitchReport {
+        benchmark: "stitch",
+        scale: bench.scale,
+        seed: bench.seed,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        links,
+        identifiers: values.first().copied().unwrap_or(0),
+        cdphub_persons: values.get(1).copied().unwrap_or(0),
+        duckdb_components: peer["components"].as_u64().unwrap_or(0),
+        duckdb_iterations: peer["iterations"].as_u64().unwrap_or(0),
+        cdphub_seconds_median: cdphub_median,
+        cdphub_seconds,
+        cdphub_read_only_seconds_median: median(&read_only),
+        cdphub_peak_rss_mib: cdphub_peak,
+        duckdb_seconds_median: duckdb_median,
+        duckdb_seconds,
+        duckdb_peak_rss_mib: duckdb_peak,
+        speedup: duckdb_median / cdphub_median,
+    };
+    println!(
+        "stitch at scale {} ({} links, {} identifiers, {} cores)",
+        report.scale, report.links, report.identifiers, report.cores
+    );
+    println!(
+        "  cdphub stitch()          median {:>8.2} s  (reading alone {:.2} s)  peak RSS {:>7.1} MiB  {} persons",
+        report.cdphub_seconds_median,
+        report.cdphub_read_only_seconds_median,
+        report.cdphub_peak_rss_mib,
+        report.cdphub_persons
+    );
+    println!(
+        "  DuckDB label propagation median {:>8.2} s  ({} iterations)  peak RSS {:>7.1} MiB  {} components",
+        report.duckdb_seconds_median,
+        report.duckdb_iterations,
+        report.duckdb_peak_rss_mib,
+        report.duckdb_components
+    );
+    println!("  cdphub is {:.1}x faster", report.speedup);
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Identity resolution: the stitch and the helpers identity models use.
+
+pub mod stitch;
+pub mod table_function;
+
+pub use stitch::{IdentifierStatus, IdentityGraph, PreviousId, StitchStats, StitchedIdentifier};
+pub use table_function::{LINK_COLUMNS, StitchFunction, stitch_schema};

@@ -1,0 +1,42 @@
+//! The SQL functions cdphub adds to every DataFusion session (CLI, model runner, Flight
+//! server): identifier cleaning, identity stitching, survivorship and run context.
+
+pub mod cleaning;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod ranking;
+pub mod run_context;
+pub mod survive;
+
+use std::sync::Arc;
+
+use datafusion::prelude::SessionContext;
+
+pub use config::{IdentityConfig, StitchRules};
+pub use error::{FunctionError, Result};
+
+use crate::cleaning::{CleaningFunction, parse_region};
+use crate::identity::StitchFunction;
+use crate::ranking::RankFunction;
+
+/// Registers every cdphub function in `ctx`, configured by the `[identity]` section.
+/// `origin` names the config file for errors.
+pub fn register_all(ctx: &SessionContext, config: &IdentityConfig, origin: &str) -> Result<()> {
+    // Compiling the rules checks the whole section once, up front.
+    StitchRules::compile(config, origin)?;
+    let region = parse_region(&config.default_region).expect("checked by compile");
+    ctx.register_udf(CleaningFunction::email(config.email.clone()));
+    ctx.register_udf(CleaningFunction::phone(region));
+    ctx.register_udf(CleaningFunction::name());
+    ctx.register_udf(RankFunction::id_priority(config.priority.clone()));
+    ctx.register_udf(RankFunction::source_priority(
+        config.source_priority.clone(),
+    ));
+    for udf in run_context::run_functions(None) {
+        ctx.register_udf(udf);
+    }
+    ctx.register_udaf(survive::Survive::udaf(config.source_priority.clone()));
+    ctx.register_udtf("stitch", Arc::new(StitchFunction::new(config.clone())));
+    Ok(())
+}
