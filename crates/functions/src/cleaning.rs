@@ -36,10 +36,10 @@ pub fn normalize_email(raw: &str, rules: &EmailRules) -> Option<String> {
     }
     let is_gmail = domain == "gmail.com" || domain == "googlemail.com";
     let mut local = local.to_string();
-    if rules.strip_plus_tags {
-        if let Some((head, _tag)) = local.split_once('+') {
-            local = head.to_string();
-        }
+    if rules.strip_plus_tags
+        && let Some((head, _tag)) = local.split_once('+')
+    {
+        local = head.to_string();
     }
     let domain = if is_gmail { "gmail.com" } else { domain };
     if is_gmail && rules.strip_gmail_dots {
@@ -174,15 +174,14 @@ impl ScalarUDFImpl for CleaningFunction {
             return plan_err!("{} needs the value to clean", self.name);
         };
         // A constant region ('FR') is checked once, so a typo is an error, not all NULLs.
-        if let Some(ColumnarValue::Scalar(region)) = args.args.get(1) {
-            if let Some(code) = scalar_text(region) {
-                if parse_region(&code).is_none() {
-                    return exec_err!(
-                        "{}: `{code}` is not a region code; use an ISO 3166 code such as 'FR' or 'BE'",
-                        self.name
-                    );
-                }
-            }
+        if let Some(ColumnarValue::Scalar(region)) = args.args.get(1)
+            && let Some(code) = scalar_text(region)
+            && parse_region(&code).is_none()
+        {
+            return exec_err!(
+                "{}: `{code}` is not a region code; use an ISO 3166 code such as 'FR' or 'BE'",
+                self.name
+            );
         }
         if let (ColumnarValue::Scalar(value), None | Some(ColumnarValue::Scalar(_))) =
             (first, args.args.get(1))

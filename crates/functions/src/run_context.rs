@@ -1,7 +1,7 @@
 //! `run_id()` and `run_started_at()`: which run of the model runner is computing a model,
 //! for models that keep history. Outside a run both are NULL.
 
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -36,7 +36,6 @@ impl ScalarUDFImpl for RunValue {
 pub fn run_functions(run: Option<(&str, i64)>) -> [ScalarUDF; 2] {
     let id = ScalarValue::Utf8(run.map(|(id, _)| id.to_string()));
     let started = ScalarValue::TimestampMicrosecond(run.map(|(_, at)| at), Some("UTC".into()));
-    let _ = TimeUnit::Microsecond;
     [("run_id", id), ("run_started_at", started)].map(|(name, value)| {
         ScalarUDF::new_from_impl(RunValue {
             name,

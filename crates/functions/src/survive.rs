@@ -113,13 +113,15 @@ impl AggregateUDFImpl for Survive {
     }
 }
 
-/// Every non-NULL observation of a person's field: (value, observed_at, source).
+/// One non-NULL observation of a field: (value, observed_at in µs, source).
+type Observation = (ScalarValue, Option<i64>, Option<String>);
+
 #[derive(Debug)]
 struct SurviveAccumulator {
     rule: SurvivorshipRule,
     value_type: DataType,
     source_priority: Vec<String>,
-    seen: Vec<(ScalarValue, Option<i64>, Option<String>)>,
+    seen: Vec<Observation>,
 }
 
 impl SurviveAccumulator {
@@ -192,8 +194,7 @@ impl Accumulator for SurviveAccumulator {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         // Ties: the most recent wins, then the smallest value, so the result is deterministic.
-        let recency = |a: &(ScalarValue, Option<i64>, Option<String>),
-                       b: &(ScalarValue, Option<i64>, Option<String>)| {
+        let recency = |a: &Observation, b: &Observation| {
             a.1.cmp(&b.1)
                 .then_with(|| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal))
         };

@@ -279,14 +279,14 @@ impl Visitor for TableFunctionCalls {
         {
             self.functions.push(name.to_string());
             for arg in &args.args {
-                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(value))) = arg {
-                    if let Value::SingleQuotedString(text) = &value.value {
-                        let parts: Vec<&str> = text.split('.').collect();
-                        if parts.len() == 2 && parts.iter().all(|p| is_identifier(p)) {
-                            self.table_arguments
-                                .push(TableReference::partial(parts[0], parts[1]));
-                        }
-                    }
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(value))) = arg
+                    && let Value::SingleQuotedString(text) = &value.value
+                    && let Some((schema, table)) = text.split_once('.')
+                    && is_identifier(schema)
+                    && is_identifier(table)
+                {
+                    self.table_arguments
+                        .push(TableReference::partial(schema, table));
                 }
             }
         }

@@ -115,6 +115,29 @@ impl TestProject {
     }
 }
 
+/// What `cdphub run` prints when every model of the repository's `sql/` succeeds.
+pub fn all_models_succeeded() -> String {
+    format!("{} succeeded, 0 failed, 0 skipped", model_count())
+}
+
+/// How many models the repository's `sql/` holds.
+pub fn model_count() -> usize {
+    fn count(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                if p.is_dir() {
+                    count(&p)
+                } else {
+                    usize::from(p.extension().is_some_and(|e| e == "sql"))
+                }
+            })
+            .sum()
+    }
+    count(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql"))
+}
+
 /// Tables whose contents a re-run on the same input reproduces exactly.
 pub const MODEL_TABLES: &[&str] = &[
     "staging.customers",

@@ -262,8 +262,9 @@ impl Stitcher {
             }
         }
         let mut contested = 0;
-        for index in 0..self.links.len() {
-            let (strong, weak) = self.links[index];
+        // Taken out for the loop, which marks identifiers on `self` as it goes.
+        let links = std::mem::take(&mut self.links);
+        for &(strong, weak) in &links {
             if self.status[strong as usize] != IdentifierStatus::Linked
                 || self.status[weak as usize] != IdentifierStatus::Linked
             {
@@ -289,6 +290,7 @@ impl Stitcher {
             }
             forest.union(rs, rw, (strong, weak));
         }
+        self.links = links;
         (forest, contested)
     }
 
@@ -415,10 +417,10 @@ impl Stitcher {
     fn split_causes(&self) -> HashMap<&str, usize> {
         let mut causes = HashMap::new();
         for (node, previous) in self.previous.iter().enumerate() {
-            if let Some(previous) = previous {
-                if self.status[node] != IdentifierStatus::Linked {
-                    causes.entry(previous.unified_id.as_str()).or_insert(node);
-                }
+            if let Some(previous) = previous
+                && self.status[node] != IdentifierStatus::Linked
+            {
+                causes.entry(previous.unified_id.as_str()).or_insert(node);
             }
         }
         causes
