@@ -103,12 +103,12 @@ impl TestProject {
 
     /// The rows of a table as sorted CSV lines: its contents, whatever the file layout.
     pub fn contents(&self, table: &str) -> Vec<String> {
-        let csv = self.ok(&[
-            "query",
-            "--format",
-            "csv",
-            &format!("SELECT * FROM {table}"),
-        ]);
+        self.rows(&format!("SELECT * FROM {table}"))
+    }
+
+    /// The rows of a query as sorted CSV lines.
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        let csv = self.ok(&["query", "--format", "csv", sql]);
         let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
         lines.sort();
         lines

@@ -41,7 +41,13 @@ fn s3_lake_publishes_the_same_tables_as_local_disk() {
         assert!(out.contains(&all_models_succeeded()), "{out}");
     }
     for table in MODEL_TABLES.iter().chain(&["raw.orders", "raw.web_events"]) {
-        let (a, b) = (local.contents(table), remote.contents(table));
+        // unified_since is the time each run issued an id, so it differs between two lakes.
+        let query = if ["identity.id_map", "marts.customer_profiles"].contains(table) {
+            format!("SELECT * EXCLUDE (unified_since) FROM {table}")
+        } else {
+            format!("SELECT * FROM {table}")
+        };
+        let (a, b) = (local.rows(&query), remote.rows(&query));
         assert!(a.len() > 1, "{table} is empty");
         assert!(a == b, "{table} differs between local disk and s3://");
     }
