@@ -52,6 +52,9 @@ pub const SOURCES: &[&str] = &[
 ];
 
 /// Persons generated at scale 1.0.
+/// Where the ground truth lands, relative to the lake root.
+pub const TRUTH_FOLDER: &str = "_truth/record_persons";
+
 pub const PERSONS_PER_SCALE: f64 = 100_000.0;
 /// Largest accepted scale (100 million persons).
 pub const MAX_SCALE: f64 = 1_000.0;

@@ -155,7 +155,9 @@ impl Output {
         for source in SOURCES {
             delete_prefix(store.as_ref(), &raw.clone().join(*source)).await?;
         }
-        let truth_dir = root.clone().join("_truth").join("record_persons");
+        let truth_dir = crate::TRUTH_FOLDER
+            .split('/')
+            .fold(root.clone(), |path, part| path.join(part));
         delete_prefix(store.as_ref(), &truth_dir).await?;
 
         let parts = || FileNaming::Parts {
@@ -387,7 +389,7 @@ fn truth_job(truth: TruthChunk, issued: Issued) -> Result<Vec<(usize, RecordBatc
     let batch =
         RecordBatch::try_new(schema::truth_record_persons(), columns).map_err(|source| {
             DatagenError::Arrow {
-                table: "_truth/record_persons",
+                table: crate::TRUTH_FOLDER,
                 source,
             }
         })?;

@@ -8,6 +8,7 @@ use arrow::array::{Array, Float64Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::util::pretty::pretty_format_batches;
+use cdphub_datagen::TRUTH_FOLDER;
 use cdphub_lake::Catalog;
 use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
@@ -16,8 +17,6 @@ use serde::Serialize;
 use super::Workspace;
 use crate::app::{IdentityAction, IdentityArgs, ReportFormat};
 
-/// Where the demo generator writes the truth, relative to the lake root.
-const TRUTH_FOLDER: &str = "_truth/record_persons";
 const TRUTH_TABLE: &str = "truth_record_persons";
 
 pub async fn identity(workspace: &Workspace, args: IdentityArgs) -> Result<ExitCode> {
