@@ -1,0 +1,47 @@
+//! Customer lifetime value models of cdphub, in pure Rust (no DataFusion, no Arrow):
+//!
+//! - [`fit_bgnbd`]: the BG/NBD repeat-purchase model of Fader, Hardie & Lee (2005),
+//!   with per-customer [`BgNbdParams::p_alive`],
+//!   [`BgNbdParams::conditional_expected_purchases`] and
+//!   [`BgNbdParams::expected_purchases`].
+//!
+//! Inputs follow the established definitions (and the Python `lifetimes` library):
+//! frequency is the number of repeat purchases, recency the age at the last purchase, age
+//! (T) the age at the end of observation, all in one time unit. Fits are maximum
+//! likelihood with exact gradients.
+//!
+//! ```
+//! use cdphub_ltv::{CustomerSummary, FitOptions, fit_bgnbd_weighted};
+//!
+//! let history = |frequency, recency, age| CustomerSummary { frequency, recency, age };
+//! // Customer histories in weeks, with how many customers share each.
+//! let groups = [
+//!     (history(0.0, 0.0, 39.0), 600.0),
+//!     (history(0.0, 0.0, 30.0), 150.0),
+//!     (history(1.0, 10.0, 39.0), 120.0),
+//!     (history(1.0, 30.0, 39.0), 90.0),
+//!     (history(2.0, 6.0, 39.0), 40.0),
+//!     (history(2.0, 35.0, 39.0), 50.0),
+//!     (history(4.0, 12.0, 30.0), 15.0),
+//!     (history(6.0, 37.0, 39.0), 20.0),
+//! ];
+//! let fit = fit_bgnbd_weighted(&groups, &FitOptions::default())?;
+//! assert!(fit.converged && fit.customers == 1085.0);
+//! // Two early purchases then silence: probably gone. Two purchases up to week 35: active.
+//! let lapsed = fit.params.p_alive(&history(2.0, 6.0, 39.0))?;
+//! let active = fit.params.p_alive(&history(2.0, 35.0, 39.0))?;
+//! assert!(lapsed < 0.3 && active > 0.6);
+//! let next_year = fit.params.conditional_expected_purchases(52.0, &history(2.0, 35.0, 39.0))?;
+//! assert!(next_year > 1.0);
+//! # Ok::<(), cdphub_ltv::LtvError>(())
+//! ```
+
+mod bgnbd;
+mod error;
+mod input;
+mod optimize;
+mod special;
+
+pub use bgnbd::{BgNbdFit, BgNbdParams, CustomerSummary, fit_bgnbd, fit_bgnbd_weighted};
+pub use error::{InputProblem, LtvError, Model, Result};
+pub use optimize::FitOptions;

@@ -1,0 +1,3 @@
+//! Integration tests of cdphub-ltv: the CDNOW benchmark against published and `lifetimes`
+//! results, and fits of simulated customer bases.
+
