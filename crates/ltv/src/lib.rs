@@ -3,12 +3,16 @@
 //! - [`fit_bgnbd`]: the BG/NBD repeat-purchase model of Fader, Hardie & Lee (2005),
 //!   with per-customer [`BgNbdParams::p_alive`],
 //!   [`BgNbdParams::conditional_expected_purchases`] and
-//!   [`BgNbdParams::expected_purchases`].
+//!   [`BgNbdParams::expected_purchases`];
+//! - [`fit_gamma_gamma`]: the Gamma-Gamma spend model of Fader & Hardie (2013), with
+//!   [`GammaGammaParams::conditional_expected_average_spend`];
+//! - [`predicted_clv`]: expected purchases over a horizon times expected spend, optionally
+//!   discounted.
 //!
 //! Inputs follow the established definitions (and the Python `lifetimes` library):
 //! frequency is the number of repeat purchases, recency the age at the last purchase, age
-//! (T) the age at the end of observation, all in one time unit. Fits are maximum
-//! likelihood with exact gradients.
+//! (T) the age at the end of observation, all in one time unit; monetary value is the mean
+//! value of the repeat purchases. Fits are maximum likelihood with exact gradients.
 //!
 //! ```
 //! use cdphub_ltv::{CustomerSummary, FitOptions, fit_bgnbd_weighted};
@@ -37,11 +41,17 @@
 //! ```
 
 mod bgnbd;
+mod clv;
 mod error;
+mod gamma_gamma;
 mod input;
 mod optimize;
 mod special;
 
 pub use bgnbd::{BgNbdFit, BgNbdParams, CustomerSummary, fit_bgnbd, fit_bgnbd_weighted};
+pub use clv::{Discounting, predicted_clv};
 pub use error::{InputProblem, LtvError, Model, Result};
+pub use gamma_gamma::{
+    GammaGammaFit, GammaGammaParams, SpendSummary, fit_gamma_gamma, fit_gamma_gamma_weighted,
+};
 pub use optimize::FitOptions;
