@@ -15,6 +15,13 @@
 //! value of the repeat purchases. Fits are maximum likelihood with exact gradients; the
 //! results match `lifetimes` on the CDNOW benchmark (see `tests/it/cdnow.rs`).
 //!
+//! Performance: identical histories are grouped, and a likelihood evaluation costs about one
+//! `exp` and one `ln` per distinct history. Measured on the 2-core development machine in
+//! release (`million_customers_timing` in `tests/it/simulated.rs`): one million simulated
+//! customers in days over two years (327,000 distinct histories) fit in 0.44-0.54 s including
+//! grouping; P(alive) plus 365-day expected purchases for all of them take about 0.5 s;
+//! Gamma-Gamma on their 424,000 repeat customers fits in 0.16 s.
+//!
 //! ```
 //! use cdphub_ltv::{CustomerSummary, FitOptions, fit_bgnbd_weighted};
 //!

@@ -2,3 +2,5 @@
 //! results, and fits of simulated customer bases.
 
 mod cdnow;
+mod simulate;
+mod simulated;
