@@ -57,6 +57,7 @@ impl CustomerSummary {
 
 /// Parameters of the BG/NBD model: purchase rate λ ~ Gamma(shape `r`, rate `alpha`) and
 /// drop-out probability p ~ Beta(`a`, `b`). `alpha` is in the time unit of the data.
+/// Build them with [`BgNbdParams::new`], which checks them, or take them from a fit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BgNbdParams {
     pub r: f64,

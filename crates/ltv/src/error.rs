@@ -23,6 +23,8 @@ impl fmt::Display for Model {
     }
 }
 
+/// What went wrong; the message names the model, the row or argument at fault and what
+/// to do about it.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum LtvError {
     #[error("{model}: no customers to fit: {reason}")]

@@ -52,6 +52,7 @@ impl SpendSummary {
 
 /// Parameters of the Gamma-Gamma model: shape `p` of the transaction values, and shape `q`
 /// and scale `v` (γ in Fader & Hardie) of the distribution of their rate ν across customers.
+/// Build them with [`GammaGammaParams::new`], which checks them, or take them from a fit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GammaGammaParams {
     pub p: f64,
