@@ -23,10 +23,13 @@
 //! `total conversions × RE(c) / Σ RE` and the same share of the total revenue.
 //!
 //! # Size
-//! Chains of up to [`crate::MarkovConfig::dense_max_states`] states (1,000 by default) are
-//! solved by Gaussian elimination, once plus once per channel; larger chains by Gauss-Seidel
-//! sweeps over the sparse transitions, which stop when a sweep moves no probability by more
-//! than 1e-15. Order 3 over 9 channels has at most 819 states (9 + 81 + 729).
+//! The chain is solved once, then once per channel. Chains of up to
+//! [`crate::MarkovConfig::dense_max_states`] states (250 by default) are solved by Gaussian
+//! elimination with partial pivoting; larger chains by Gauss-Seidel sweeps over the sparse
+//! transitions, which stop when a sweep moves no probability by more than 1e-15 (the tests
+//! find them within 1e-14 of the elimination). Over the 9 default channels, orders 1, 2 and 3
+//! have at most 9, 90 and 819 states; order 3 over 30 channels, 27,930 states with 900,000
+//! transitions, takes about 11 s (`examples/timing.rs`). Memory is linear in the transitions.
 
 use crate::config::MarkovConfig;
 use crate::error::{AttributionError, Result};

@@ -29,6 +29,8 @@
 //! players (15 by default), and beyond by sampling random orders of the players with a fixed
 //! seed, returning a standard error with each estimate.
 
+use std::hash::Hash;
+
 use crate::config::{CoalitionWorth, ShapleyConfig};
 use crate::error::{AttributionError, Result};
 use crate::fast_hash::FastMap;
@@ -44,38 +46,11 @@ pub const MAX_EXACT_PLAYERS: usize = 20;
 
 /// Credits channels by the Shapley value of the coalition game described above.
 pub(crate) fn attribute(paths: &PathSet, config: &ShapleyConfig) -> ChannelAttribution {
-    let mut coalitions: FastMap<Vec<u32>, (f64, f64)> = FastMap::default();
-    let mut members = Vec::new();
-    for path in paths.iter() {
-        members.clear();
-        members.extend_from_slice(path.channels);
-        members.sort_unstable();
-        members.dedup();
-        let counts = match coalitions.get_mut(members.as_slice()) {
-            Some(counts) => counts,
-            None => coalitions.entry(members.clone()).or_default(),
-        };
-        counts.0 += path.conversions;
-        counts.1 += path.non_conversions;
-    }
-    // Sorted coalitions make the sums independent of hash order.
-    let mut coalitions: Vec<_> = coalitions.into_iter().collect();
-    coalitions.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-
-    let mut values = vec![0.0; paths.channel_names().len()];
-    for (members, (conversions, non_conversions)) in &coalitions {
-        let worth = match config.worth {
-            CoalitionWorth::Conversions => *conversions,
-            CoalitionWorth::ConversionRate if conversions + non_conversions > 0.0 => {
-                conversions / (conversions + non_conversions)
-            }
-            CoalitionWorth::ConversionRate => 0.0,
-        };
-        let share = worth / members.len() as f64;
-        for &channel in members {
-            values[channel as usize] += share;
-        }
-    }
+    let values = if paths.channel_names().len() <= MAX_PLAYERS {
+        channel_values::<u64>(paths, config.worth)
+    } else {
+        channel_values::<Vec<u32>>(paths, config.worth)
+    };
     let (total_conversions, total_revenue) = (paths.total_conversions(), paths.total_revenue());
     let totals = ChannelTotals::proportional(
         paths.channel_names(),
@@ -90,6 +65,68 @@ pub(crate) fn attribute(paths: &PathSet, config: &ShapleyConfig) -> ChannelAttri
         total_revenue,
         None,
     )
+}
+
+/// A coalition as a map key.
+trait Coalition: Hash + Eq + Ord {
+    fn of(channels: &[u32]) -> Self;
+    fn members(&self) -> impl Iterator<Item = usize>;
+}
+
+/// A bitmask: no allocation per path, for up to 64 channels.
+impl Coalition for u64 {
+    fn of(channels: &[u32]) -> Self {
+        channels
+            .iter()
+            .fold(0, |mask, &channel| mask | 1 << channel)
+    }
+
+    fn members(&self) -> impl Iterator<Item = usize> {
+        (0..u64::BITS as usize).filter(move |&channel| self >> channel & 1 == 1)
+    }
+}
+
+/// The sorted channel ids, for any number of channels.
+impl Coalition for Vec<u32> {
+    fn of(channels: &[u32]) -> Self {
+        let mut members = channels.to_vec();
+        members.sort_unstable();
+        members.dedup();
+        members
+    }
+
+    fn members(&self) -> impl Iterator<Item = usize> {
+        self.iter().map(|&channel| channel as usize)
+    }
+}
+
+/// `φ(c) = Σ_{T ∋ c} R(T) / |T|` for every channel id `c`.
+fn channel_values<T: Coalition>(paths: &PathSet, worth: CoalitionWorth) -> Vec<f64> {
+    let mut coalitions: FastMap<T, (f64, f64)> = FastMap::default();
+    for path in paths.iter() {
+        let counts = coalitions.entry(T::of(path.channels)).or_default();
+        counts.0 += path.conversions;
+        counts.1 += path.non_conversions;
+    }
+    // Sorted coalitions make the sums independent of hash order.
+    let mut coalitions: Vec<_> = coalitions.into_iter().collect();
+    coalitions.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+
+    let mut values = vec![0.0; paths.channel_names().len()];
+    for (members, (conversions, non_conversions)) in &coalitions {
+        let r = match worth {
+            CoalitionWorth::Conversions => *conversions,
+            CoalitionWorth::ConversionRate if conversions + non_conversions > 0.0 => {
+                conversions / (conversions + non_conversions)
+            }
+            CoalitionWorth::ConversionRate => 0.0,
+        };
+        let share = r / members.members().count() as f64;
+        for channel in members.members() {
+            values[channel] += share;
+        }
+    }
+    values
 }
 
 /// How [`shapley_values`] computes.
@@ -260,6 +297,31 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bitmask_and_sorted_coalitions_agree() {
+        let mut paths = PathSet::new();
+        for (path, conversions, non_conversions) in [
+            (&["c", "a", "c"][..], 2.0, 1.0),
+            (&["a", "c"], 1.0, 3.0),
+            (&["b"], 0.0, 4.0),
+            (&["d", "b", "a"], 5.0, 0.0),
+        ] {
+            paths.push(path, conversions, non_conversions, 0.0).unwrap();
+        }
+        for worth in [CoalitionWorth::ConversionRate, CoalitionWorth::Conversions] {
+            let masks = channel_values::<u64>(&paths, worth);
+            let sorted = channel_values::<Vec<u32>>(&paths, worth);
+            assert_eq!(masks, sorted);
+        }
+        // Ids in order of appearance: c, a, b, d. {a, c} converts 3 of 7, split over two;
+        // {b} never converts; {a, b, d} converts 5 of 5, split over three.
+        let values = channel_values::<u64>(&paths, CoalitionWorth::ConversionRate);
+        let want = [3.0 / 14.0, 3.0 / 14.0 + 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0];
+        for (got, want) in values.iter().zip(want) {
+            assert!((got - want).abs() < 1e-15, "{values:?}");
+        }
+    }
 
     #[test]
     fn glove_game() {

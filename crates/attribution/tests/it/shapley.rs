@@ -227,3 +227,36 @@ fn sampling_agrees_with_the_closed_form() {
         estimate
     );
 }
+
+/// Beyond 64 channels coalitions are no longer bitmasks; the closed form still holds.
+#[test]
+fn many_channels() {
+    let paths: Vec<RawPath> = (0..80)
+        .map(|i| RawPath {
+            channels: vec![format!("c{i}"), format!("c{}", (i + 1) % 80)],
+            conversions: f64::from(i % 3),
+            non_conversions: 1.0,
+            revenue: 0.0,
+        })
+        .collect();
+    let fitted = fit("shapley", AttributionConfig::default(), &paths);
+    assert_eq!(fitted.channels().len(), 80);
+    // Channel i is on paths i - 1 and i, each of rate (i mod 3) / (i mod 3 + 1) split
+    // between its two channels.
+    let rate = |i: usize| {
+        let conversions = (i % 3) as f64;
+        conversions / (conversions + 1.0)
+    };
+    let sum: f64 = (0..80).map(rate).sum();
+    let total: f64 = paths.iter().map(|p| p.conversions).sum();
+    for i in 0..80 {
+        let value = (rate(i) + rate((i + 79) % 80)) / 2.0;
+        let credit = fitted.get(&format!("c{i}")).unwrap();
+        assert_close(
+            credit.conversions,
+            total * value / sum,
+            1e-12,
+            &credit.channel,
+        );
+    }
+}
