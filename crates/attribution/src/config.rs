@@ -44,8 +44,11 @@ impl Default for AttributionConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PositionWeights {
+    /// Share of the first touchpoint.
     pub first: f64,
+    /// Share of all the middle touchpoints together.
     pub middle: f64,
+    /// Share of the last touchpoint.
     pub last: f64,
 }
 
@@ -84,6 +87,7 @@ impl Default for MarkovConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ShapleyConfig {
+    /// The worth `R(T)` of a coalition observed in the paths.
     pub worth: CoalitionWorth,
 }
 
@@ -109,6 +113,9 @@ impl AttributionConfig {
             return Err(AttributionError::InvalidHalfLife {
                 days: self.half_life_days,
             });
+        }
+        if self.markov.max_sweeps == 0 {
+            return Err(AttributionError::ZeroMaxSweeps);
         }
         self.position_weights.validate()
     }
@@ -187,6 +194,16 @@ mod tests {
             let message = config.validate().unwrap_err().to_string();
             assert!(message.contains("positive"), "{message}");
         }
+    }
+
+    #[test]
+    fn markov_needs_a_sweep() {
+        let mut config = AttributionConfig::default();
+        config.markov.max_sweeps = 0;
+        assert_eq!(
+            config.validate().unwrap_err(),
+            AttributionError::ZeroMaxSweeps
+        );
     }
 
     #[test]

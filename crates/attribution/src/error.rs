@@ -2,8 +2,11 @@
 
 use crate::model::{MAX_MARKOV_ORDER, Model};
 
+/// The result of every fallible function of the crate.
 pub type Result<T, E = AttributionError> = std::result::Result<T, E>;
 
+/// What went wrong: a bad setting, model name or input. Messages name the model or path
+/// involved and say how to fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AttributionError {
     #[error(
@@ -33,6 +36,9 @@ pub enum AttributionError {
         "time-decay half-life of {days} days: it must be a positive, finite number of days, such as 7"
     )]
     InvalidHalfLife { days: f64 },
+
+    #[error("markov.max-sweeps is 0: allow at least one sweep, such as the default 100000")]
+    ZeroMaxSweeps,
 
     #[error(
         "the direct channel name is empty: name the channel `last_non_direct` skips, such as `direct`"

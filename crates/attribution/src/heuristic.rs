@@ -51,13 +51,14 @@ impl Rule {
     ) {
         out.clear();
         let last = len - 1;
+        let mut only = |credited: usize| {
+            out.resize(len, 0.0);
+            out[credited] = 1.0;
+        };
         match self {
-            Self::First => out.extend((0..len).map(|i| f64::from(u8::from(i == 0)))),
-            Self::Last => out.extend((0..len).map(|i| f64::from(u8::from(i == last)))),
-            Self::LastNonDirect => {
-                let credited = (0..len).rev().find(|&i| !is_direct(i)).unwrap_or(last);
-                out.extend((0..len).map(|i| f64::from(u8::from(i == credited))));
-            }
+            Self::First => only(0),
+            Self::Last => only(last),
+            Self::LastNonDirect => only((0..len).rev().find(|&i| !is_direct(i)).unwrap_or(last)),
             Self::Linear => out.resize(len, 1.0),
             Self::TimeDecay { half_life_micros } => {
                 // A touchpoint stamped after the conversion (clock skew) counts as simultaneous.

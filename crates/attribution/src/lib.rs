@@ -10,17 +10,27 @@
 //! | `linear` | rule | equal |
 //! | `time_decay` | rule | `2^(-Δt / half-life)`, Δt from touchpoint to conversion, half-life 7 days by default |
 //! | `position_based` | rule | 40/20/40 by default, see [`PositionWeights`] for short paths |
-//! | `markov`, `markov_2`, `markov_3` | fitted | removal effect of an order 1, 2 or 3 absorbing Markov chain, exact ([`markov`](crate::markov) describes the states) |
-//! | `shapley` | fitted | Shapley value over coalition conversion rates, exact ([`shapley`](crate::shapley) gives the characteristic function) |
+//! | `markov`, `markov_2`, `markov_3` | fitted | removal effect of an order 1, 2 or 3 absorbing Markov chain, exact ([`markov`] describes the states) |
+//! | `shapley` | fitted | Shapley value over coalition conversion rates, exact ([`shapley`] gives the characteristic function) |
 //!
 //! Rules credit each [`Journey`] on its own ([`Attributor::credit_journey`]), streaming.
 //! Fitted models learn channel values from all paths at once ([`Attributor::attribute_paths`]
-//! on a [`PathSet`] of distinct paths with conversion and non-conversion counts), then spread
-//! each conversion over its path's channels in proportion to those values
+//! on a [`PathSet`] of aggregated paths with conversion and non-conversion counts), then
+//! spread each conversion over its path's channels in proportion to those values
 //! ([`ChannelAttribution::credit_path`]). Rules other than `time_decay` also work on paths.
 //!
 //! Every conversion's shares sum to 1 and its revenue credits to its revenue; channel totals
 //! sum to the total conversions and revenue.
+//!
+//! # Sizes
+//! - Rules: linear in the touchpoints, no allocation per journey when [`Credits`] is reused;
+//!   3 million journeys of 1 to 10 touchpoints take 0.2 to 0.4 s per model.
+//! - Markov: linear in the touchpoints to build the chain, which only has the states seen.
+//!   Up to 250 states it is solved by Gaussian elimination, beyond by Gauss-Seidel sweeps;
+//!   tested up to 27,930 states (order 3 over 30 channels).
+//! - Shapley model: exact for any number of channels, linear in the touchpoints.
+//!   [`shapley_values`], for other games, is exact up to 15 players (20 at most) by
+//!   enumeration and samples random orders beyond, up to 64 players.
 //!
 //! ```
 //! use cdphub_attribution::{AttributionConfig, Attributor, Credits, Journey, PathSet};
@@ -121,10 +131,12 @@ impl Attributor {
         Self::new(name.parse()?, config)
     }
 
+    /// The model this attributor runs.
     pub fn model(&self) -> Model {
         self.model
     }
 
+    /// The validated parameters.
     pub fn config(&self) -> &AttributionConfig {
         &self.config
     }

@@ -62,6 +62,7 @@ pub struct MarkovSummary {
     pub transitions: usize,
     /// Probability of conversion from `start`, with every channel present.
     pub conversion_probability: f64,
+    /// How the chain was solved.
     pub solver: MarkovSolver,
 }
 
@@ -70,8 +71,11 @@ pub struct MarkovSummary {
 pub enum MarkovSolver {
     /// Gaussian elimination with partial pivoting.
     Dense,
-    /// Gauss-Seidel on the sparse chain; `sweeps` is the most any solve needed.
-    GaussSeidel { sweeps: usize },
+    /// Gauss-Seidel on the sparse chain.
+    GaussSeidel {
+        /// The most sweeps any of the solves needed.
+        sweeps: usize,
+    },
 }
 
 /// The transient part of the chain in compressed rows; state 0 is `start`.
@@ -260,7 +264,8 @@ impl Chain {
         let mut change = f64::INFINITY;
         for sweep in 1..=max_sweeps {
             change = 0.0;
-            // Later states first: paths run towards them, so values flow back in one sweep.
+            // States in reverse order of first appearance: values flow back along paths
+            // within one sweep.
             for state in (1..=self.states()).rev() {
                 if removed[state] {
                     continue;

@@ -1,8 +1,7 @@
 //! Aggregated paths, the input of the fitted models: a channel sequence with its outcomes.
 
-use std::collections::HashMap;
-
 use crate::error::{AttributionError, Result};
+use crate::fast_hash::FastMap;
 
 /// Paths with their conversion and non-conversion counts, channels interned as small ids.
 ///
@@ -11,7 +10,7 @@ use crate::error::{AttributionError, Result};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PathSet {
     names: Vec<String>,
-    ids: HashMap<String, u32>,
+    ids: FastMap<String, u32>,
     /// Channel ids of all paths end to end; path `i` is `touches[ends[i - 1]..ends[i]]`.
     touches: Vec<u32>,
     ends: Vec<usize>,
@@ -34,6 +33,7 @@ pub struct PathRef<'a> {
 }
 
 impl PathSet {
+    /// An empty set.
     pub fn new() -> Self {
         Self::default()
     }
@@ -113,6 +113,7 @@ impl PathSet {
         self.ends.len()
     }
 
+    /// Whether no path was pushed.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
@@ -122,7 +123,7 @@ impl PathSet {
         &self.names
     }
 
-    /// Name of channel `id`.
+    /// Name of channel `id`. Panics if no channel has this id.
     pub fn channel_name(&self, id: u32) -> &str {
         &self.names[id as usize]
     }
@@ -132,7 +133,7 @@ impl PathSet {
         self.ids.get(name).copied()
     }
 
-    /// Path `index`, in push order.
+    /// Path `index`, in push order. Panics if `index >= self.len()`.
     pub fn get(&self, index: usize) -> PathRef<'_> {
         let start = index
             .checked_sub(1)

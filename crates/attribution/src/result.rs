@@ -1,15 +1,15 @@
 //! Channel-level results, and how they credit a single conversion.
 
-use std::collections::HashMap;
-
 use crate::credits::{Credits, absorb_rounding};
 use crate::error::{AttributionError, Result};
+use crate::fast_hash::FastMap;
 use crate::markov::MarkovSummary;
 use crate::model::Model;
 
 /// Credit of one channel over all paths.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelCredit {
+    /// The channel's name, as in the paths.
     pub channel: String,
     /// Conversions credited to the channel; over all channels they sum to the total.
     pub conversions: f64,
@@ -24,7 +24,7 @@ pub struct ChannelCredit {
 pub struct ChannelAttribution {
     model: Model,
     channels: Vec<ChannelCredit>,
-    index: HashMap<String, usize>,
+    index: FastMap<String, usize>,
     total_conversions: f64,
     total_revenue: f64,
     markov: Option<MarkovSummary>,
