@@ -3,5 +3,7 @@
 pub mod stitch;
 pub mod table_function;
 
-pub use stitch::{IdentifierStatus, IdentityGraph, PreviousId, StitchStats, StitchedIdentifier};
+pub use stitch::{
+    IdentifierStatus, IdentityGraph, PreviousId, StitchStats, Stitched, StitchedIdentifier,
+};
 pub use table_function::{LINK_COLUMNS, StitchFunction, stitch_schema};

@@ -6,8 +6,16 @@
 //! bridge them (a shared tablet, a placeholder phone) is the one set aside. Set-aside
 //! identifiers link nothing, and the graph is stitched again without them, so one bad
 //! bridge never merges two people even partially.
+//!
+//! Sized for tens of millions of links on one core: identifiers are interned once into an
+//! arena, everything after that works on dense `u32` node numbers, and the result is
+//! columnar (no allocation per identifier).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
+use std::hash::Hasher;
+
+use hashbrown::HashTable;
+use twox_hash::XxHash64;
 
 use crate::config::StitchRules;
 
@@ -38,30 +46,134 @@ pub struct PreviousId {
     pub since: i64,
 }
 
+const NONE: u32 = u32::MAX;
+
+/// Strings stored back to back, numbered in insertion order, found again by content.
+#[derive(Debug, Default)]
+struct Interner {
+    bytes: String,
+    ends: Vec<usize>,
+    hashes: Vec<u64>,
+    index: HashTable<u32>,
+}
+
+impl Interner {
+    fn hash(tag: u16, text: &str) -> u64 {
+        // xxHash64 with a fixed seed: stable across runs and platforms, so the canonical
+        // order (and the ids derived from it) is too.
+        let mut hasher = XxHash64::with_seed(0);
+        hasher.write(&tag.to_le_bytes());
+        hasher.write(text.as_bytes());
+        hasher.finish()
+    }
+
+    fn get(&self, i: u32) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i as usize - 1] };
+        &self.bytes[start..self.ends[i as usize]]
+    }
+
+    fn find(&self, hash: u64, is: impl Fn(u32) -> bool) -> Option<u32> {
+        self.index.find(hash, |&i| is(i)).copied()
+    }
+
+    /// The number of `text` (tagged `tag`), and whether it was new.
+    fn intern(&mut self, tag: u16, text: &str, same_tag: impl Fn(u32) -> bool) -> (u32, bool) {
+        let hash = Self::hash(tag, text);
+        if let Some(i) = self.find(hash, |i| same_tag(i) && self.get(i) == text) {
+            return (i, false);
+        }
+        let i = self.ends.len() as u32;
+        self.bytes.push_str(text);
+        self.ends.push(self.bytes.len());
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.index.insert_unique(hash, i, |&j| hashes[j as usize]);
+        (i, true)
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
+
 /// Identifiers and the links seen between them, interned.
 #[derive(Debug, Default)]
 pub struct IdentityGraph {
     type_names: Vec<String>,
-    values_by_type: Vec<HashMap<Box<str>, u32>>,
+    values: Interner,
     node_types: Vec<u16>,
-    node_values: Vec<Box<str>>,
     links: Vec<(u32, u32)>,
-    previous: HashMap<u32, PreviousId>,
+    /// Previous unified ids, interned; `previous[node]` indexes them.
+    previous_ids: Interner,
+    previous_since: Vec<i64>,
+    previous: Vec<u32>,
 }
 
-/// One identifier in the result.
-#[derive(Debug, Clone)]
-pub struct StitchedIdentifier {
-    pub id_type: String,
-    pub id_value: String,
-    pub unified_id: Option<String>,
+/// One identifier of the result, borrowed from [`Stitched`].
+#[derive(Debug, Clone, Copy)]
+pub struct StitchedIdentifier<'a> {
+    pub id_type: &'a str,
+    pub id_value: &'a str,
+    pub unified_id: Option<&'a str>,
     pub unified_since: Option<i64>,
-    pub previous_unified_id: Option<String>,
+    pub previous_unified_id: Option<&'a str>,
     pub status: IdentifierStatus,
     /// Why it is not linked, or why its unified id changed since the previous run.
-    pub reason: Option<String>,
+    pub reason: Option<&'a str>,
     /// Identifiers in its person (0 when not linked).
     pub cluster_size: u32,
+}
+
+/// The stitch result, one entry per identifier in canonical order, stored by column.
+#[derive(Debug)]
+pub struct Stitched {
+    type_names: Vec<String>,
+    values: Interner,
+    /// `values` numbers of the identifiers, in canonical order.
+    order: Vec<u32>,
+    types: Vec<u16>,
+    cluster: Vec<u32>,
+    cluster_ids: Vec<String>,
+    cluster_since: Vec<i64>,
+    cluster_sizes: Vec<u32>,
+    previous_ids: Interner,
+    previous: Vec<u32>,
+    status: Vec<IdentifierStatus>,
+    reasons: Vec<Option<String>>,
+}
+
+impl Stitched {
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> StitchedIdentifier<'_> {
+        let cluster = self.cluster[i];
+        let linked = cluster != NONE;
+        let previous = self.previous[i];
+        StitchedIdentifier {
+            id_type: &self.type_names[self.types[i] as usize],
+            id_value: self.values.get(self.order[i]),
+            unified_id: linked.then(|| self.cluster_ids[cluster as usize].as_str()),
+            unified_since: linked.then(|| self.cluster_since[cluster as usize]),
+            previous_unified_id: (previous != NONE).then(|| self.previous_ids.get(previous)),
+            status: self.status[i],
+            reason: self.reasons[i].as_deref(),
+            cluster_size: if linked {
+                self.cluster_sizes[cluster as usize]
+            } else {
+                0
+            },
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = StitchedIdentifier<'_>> {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -83,21 +195,18 @@ impl IdentityGraph {
             return pos as u16;
         }
         self.type_names.push(id_type.to_string());
-        self.values_by_type.push(HashMap::new());
         (self.type_names.len() - 1) as u16
     }
 
     /// The node of an identifier, created on first sight.
     pub fn node(&mut self, id_type: &str, id_value: &str) -> u32 {
         let t = self.type_id(id_type);
-        if let Some(&node) = self.values_by_type[t as usize].get(id_value) {
-            return node;
+        let types = &self.node_types;
+        let (node, new) = self.values.intern(t, id_value, |i| types[i as usize] == t);
+        if new {
+            self.node_types.push(t);
+            self.previous.push(NONE);
         }
-        let node = self.node_values.len() as u32;
-        let boxed: Box<str> = id_value.into();
-        self.values_by_type[t as usize].insert(boxed.clone(), node);
-        self.node_types.push(t);
-        self.node_values.push(boxed);
         node
     }
 
@@ -116,29 +225,43 @@ impl IdentityGraph {
         let Some(t) = self.type_names.iter().position(|t| t == id_type) else {
             return;
         };
-        if let Some(&node) = self.values_by_type[t].get(id_value) {
-            self.previous.insert(node, previous);
+        let t = t as u16;
+        let hash = Interner::hash(t, id_value);
+        let (types, values) = (&self.node_types, &self.values);
+        let Some(node) = values.find(hash, |i| {
+            types[i as usize] == t && values.get(i) == id_value
+        }) else {
+            return;
+        };
+        let (id, new) = self.previous_ids.intern(0, &previous.unified_id, |_| true);
+        if new {
+            self.previous_since.push(previous.since);
         }
+        self.previous[node as usize] = id;
     }
 
     pub fn identifiers(&self) -> usize {
-        self.node_values.len()
+        self.values.len()
     }
 
     /// Stitches the graph. `now` (µs) dates the ids issued by this run.
-    pub fn stitch(self, rules: &StitchRules, now: i64) -> (Vec<StitchedIdentifier>, StitchStats) {
+    pub fn stitch(self, rules: &StitchRules, now: i64) -> (Stitched, StitchStats) {
         Stitcher::new(self, rules).run(now)
     }
 }
 
 struct Stitcher {
     type_names: Vec<String>,
-    /// Nodes renumbered in canonical order: strongest type first, then by value, so the
-    /// result does not depend on the order rows arrived in.
+    values: Interner,
+    /// Canonical order: strongest type first, then by a stable hash of the value (then the
+    /// value), so the result does not depend on the order rows arrived in. `order[position]`
+    /// is the interned value; everything below is indexed by position.
+    order: Vec<u32>,
     types: Vec<u16>,
-    values: Vec<Box<str>>,
-    previous: Vec<Option<PreviousId>>,
-    /// (strong, weak) node pairs in processing order.
+    previous_ids: Interner,
+    previous_since: Vec<i64>,
+    previous: Vec<u32>,
+    /// (strong, weak) positions in processing order.
     links: Vec<(u32, u32)>,
     status: Vec<IdentifierStatus>,
     reasons: Vec<Option<String>>,
@@ -148,52 +271,67 @@ struct Stitcher {
 
 impl Stitcher {
     fn new(graph: IdentityGraph, rules: &StitchRules) -> Self {
-        let type_rank: Vec<usize> = graph.type_names.iter().map(|t| rules.rank(t)).collect();
-        let mut order: Vec<u32> = (0..graph.node_values.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            let (ta, tb) = (graph.node_types[a as usize], graph.node_types[b as usize]);
-            type_rank[ta as usize]
-                .cmp(&type_rank[tb as usize])
-                .then_with(|| graph.type_names[ta as usize].cmp(&graph.type_names[tb as usize]))
-                .then_with(|| graph.node_values[a as usize].cmp(&graph.node_values[b as usize]))
-        });
-        let mut new_id = vec![0u32; order.len()];
-        for (position, &old) in order.iter().enumerate() {
-            new_id[old as usize] = position as u32;
-        }
         let IdentityGraph {
             type_names,
+            values,
             node_types,
-            node_values,
             links,
-            mut previous,
-            ..
+            previous_ids,
+            previous_since,
+            previous,
         } = graph;
-        let mut values_by_old: Vec<Option<Box<str>>> = node_values.into_iter().map(Some).collect();
-        let types: Vec<u16> = order.iter().map(|&o| node_types[o as usize]).collect();
-        let values: Vec<Box<str>> = order
-            .iter()
-            .map(|&o| values_by_old[o as usize].take().expect("each node once"))
-            .collect();
-        let previous: Vec<Option<PreviousId>> = order.iter().map(|o| previous.remove(o)).collect();
+        // Types ranked by priority, then by name.
+        let mut type_order: Vec<u16> = (0..type_names.len() as u16).collect();
+        type_order.sort_by(|&a, &b| {
+            let (a, b) = (&type_names[a as usize], &type_names[b as usize]);
+            rules.rank(a).cmp(&rules.rank(b)).then_with(|| a.cmp(b))
+        });
+        let mut type_position = vec![0u16; type_names.len()];
+        for (position, &t) in type_order.iter().enumerate() {
+            type_position[t as usize] = position as u16;
+        }
+        let mut order: Vec<u32> = (0..values.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let key = |n: u32| {
+                (
+                    type_position[node_types[n as usize] as usize],
+                    values.hashes[n as usize],
+                )
+            };
+            key(a)
+                .cmp(&key(b))
+                .then_with(|| values.get(a).cmp(values.get(b)))
+        });
+        let mut position_of = vec![0u32; order.len()];
+        for (position, &node) in order.iter().enumerate() {
+            position_of[node as usize] = position as u32;
+        }
+        let types: Vec<u16> = order.iter().map(|&n| node_types[n as usize]).collect();
+        let previous: Vec<u32> = order.iter().map(|&n| previous[n as usize]).collect();
 
-        let rank_of = |node: u32| type_rank[types[node as usize] as usize];
-        let mut links: Vec<(u32, u32)> = links
-            .into_iter()
-            .map(|(a, b)| {
-                let (a, b) = (new_id[a as usize], new_id[b as usize]);
-                (a.min(b), a.max(b))
-            })
-            .collect();
-        links.sort_unstable_by_key(|&(strong, weak)| (rank_of(weak), strong, weak));
-        links.dedup();
+        // Links grouped by the rank of their weaker end, each group in canonical order.
+        let rank_of_type: Vec<usize> = type_names.iter().map(|t| rules.rank(t)).collect();
+        let ranks = rank_of_type.iter().copied().max().unwrap_or(0) + 1;
+        let mut by_rank: Vec<Vec<u64>> = vec![Vec::new(); ranks];
+        for (a, b) in links {
+            let (a, b) = (position_of[a as usize], position_of[b as usize]);
+            let (strong, weak) = (a.min(b), a.max(b));
+            let rank = rank_of_type[types[weak as usize] as usize];
+            by_rank[rank].push((u64::from(strong) << 32) | u64::from(weak));
+        }
+        let mut links = Vec::new();
+        for mut group in by_rank {
+            group.sort_unstable();
+            group.dedup();
+            links.extend(group.into_iter().map(|l| ((l >> 32) as u32, l as u32)));
+        }
 
-        let blocked: Vec<Option<String>> = types
+        let reasons: Vec<Option<String>> = order
             .iter()
-            .zip(&values)
-            .map(|(&t, v)| rules.blocked(&type_names[t as usize], v))
+            .zip(&types)
+            .map(|(&n, &t)| rules.blocked(&type_names[t as usize], values.get(n)))
             .collect();
-        let status = blocked
+        let status = reasons
             .iter()
             .map(|b| match b {
                 Some(_) => IdentifierStatus::Blocklisted,
@@ -212,27 +350,40 @@ impl Stitcher {
             .collect();
         Self {
             type_names,
-            types,
             values,
+            order,
+            types,
+            previous_ids,
+            previous_since,
             previous,
             links,
             status,
-            reasons: blocked,
+            reasons,
             limits,
         }
+    }
+
+    fn value(&self, node: u32) -> &str {
+        self.values.get(self.order[node as usize])
     }
 
     fn describe(&self, node: u32) -> String {
         format!(
             "{} {}",
-            self.type_names[self.types[node as usize] as usize], self.values[node as usize]
+            self.type_names[self.types[node as usize] as usize],
+            self.value(node)
         )
     }
 
-    fn run(mut self, now: i64) -> (Vec<StitchedIdentifier>, StitchStats) {
+    fn previous_id(&self, node: u32) -> Option<&str> {
+        let id = self.previous[node as usize];
+        (id != NONE).then(|| self.previous_ids.get(id))
+    }
+
+    fn run(mut self, now: i64) -> (Stitched, StitchStats) {
         const MAX_PASSES: usize = 8;
         let mut stats = StitchStats {
-            identifiers: self.values.len(),
+            identifiers: self.order.len(),
             links: self.links.len(),
             ..StitchStats::default()
         };
@@ -253,7 +404,7 @@ impl Stitcher {
     /// One union-find pass over the usable links. Returns the forest and how many
     /// identifiers this pass set aside (when `mark` is on).
     fn union_pass(&mut self, mark: bool) -> (Forest, usize) {
-        let mut forest = Forest::new(self.values.len(), self.limits.len());
+        let mut forest = Forest::new(self.order.len(), self.limits.len());
         for (slot, &(limited_type, _)) in self.limits.iter().enumerate() {
             for (node, &t) in self.types.iter().enumerate() {
                 if t == limited_type && self.status[node] == IdentifierStatus::Linked {
@@ -295,143 +446,166 @@ impl Stitcher {
     }
 
     fn assign_ids(
-        self,
+        mut self,
         mut forest: Forest,
         now: i64,
         mut stats: StitchStats,
-    ) -> (Vec<StitchedIdentifier>, StitchStats) {
-        let n = self.values.len();
-        // Members per person; a person's anchor is its strongest identifier (lowest id).
-        let mut root_of = vec![u32::MAX; n];
-        let mut cluster_of_root: HashMap<u32, usize> = HashMap::new();
+    ) -> (Stitched, StitchStats) {
+        let n = self.order.len();
+        // Clusters numbered in canonical order of their anchor, a person's strongest
+        // identifier (its lowest position).
+        let mut cluster = vec![NONE; n];
+        let mut cluster_of_root = vec![NONE; n];
         let mut anchors: Vec<u32> = Vec::new();
         let mut sizes: Vec<u32> = Vec::new();
         for node in 0..n as u32 {
             if self.status[node as usize] != IdentifierStatus::Linked {
                 continue;
             }
-            let root = forest.find(node);
-            root_of[node as usize] = root;
-            let cluster = *cluster_of_root.entry(root).or_insert_with(|| {
+            let root = forest.find(node) as usize;
+            if cluster_of_root[root] == NONE {
+                cluster_of_root[root] = anchors.len() as u32;
                 anchors.push(node);
                 sizes.push(0);
-                anchors.len() - 1
-            });
-            sizes[cluster] += 1;
+            }
+            cluster[node as usize] = cluster_of_root[root];
+            sizes[cluster_of_root[root] as usize] += 1;
         }
         stats.persons = anchors.len();
-        let cluster_of = |node: usize| -> Option<usize> {
-            (root_of[node] != u32::MAX).then(|| cluster_of_root[&root_of[node]])
-        };
 
         // Previous ids: how many identifiers of each cluster carried each of them.
-        let mut carried: BTreeMap<(usize, &str), u32> = BTreeMap::new();
-        let mut since_of: HashMap<&str, i64> = HashMap::new();
-        for (node, previous) in self.previous.iter().enumerate() {
-            let Some(previous) = previous else { continue };
-            since_of.insert(&previous.unified_id, previous.since);
-            if let Some(cluster) = cluster_of(node) {
-                *carried.entry((cluster, &previous.unified_id)).or_default() += 1;
-            }
-        }
-        // Oldest id first; an id goes to the cluster holding most of its identifiers.
-        let mut candidates: Vec<(i64, &str, std::cmp::Reverse<u32>, u32, usize)> = carried
-            .iter()
-            .map(|(&(cluster, id), &count)| {
-                (
-                    since_of[id],
-                    id,
-                    std::cmp::Reverse(count),
-                    anchors[cluster],
-                    cluster,
-                )
-            })
+        let mut carried: Vec<(u32, u32)> = (0..n)
+            .filter(|&node| self.previous[node] != NONE && cluster[node] != NONE)
+            .map(|node| (cluster[node], self.previous[node]))
             .collect();
-        candidates.sort_unstable();
-        let mut ids: Vec<Option<(String, i64)>> = vec![None; anchors.len()];
-        let mut taken: std::collections::HashSet<String> =
-            since_of.keys().map(|id| id.to_string()).collect();
-        let mut kept: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        for (since, id, _, _, cluster) in candidates {
-            if ids[cluster].is_none() && kept.insert(id) {
-                ids[cluster] = Some((id.to_string(), since));
+        carried.sort_unstable();
+        // (since, id, fewer carriers last, cluster): oldest id first; an id goes to the
+        // cluster holding most of its identifiers, ties to the earlier cluster.
+        let mut candidates: Vec<(i64, u32, std::cmp::Reverse<u32>, u32)> = Vec::new();
+        for run in carried.chunk_by(|a, b| a == b) {
+            let (cluster, id) = run[0];
+            candidates.push((
+                self.previous_since[id as usize],
+                id,
+                std::cmp::Reverse(run.len() as u32),
+                cluster,
+            ));
+        }
+        // Ties on `since` are broken by the id text, not by interning order.
+        candidates.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| self.previous_ids.get(a.1).cmp(self.previous_ids.get(b.1)))
+                .then_with(|| a.2.cmp(&b.2))
+                .then_with(|| a.3.cmp(&b.3))
+        });
+        let clusters = anchors.len();
+        let mut kept_id = vec![NONE; clusters];
+        let mut id_kept = vec![false; self.previous_ids.len()];
+        for &(_, id, _, cluster) in &candidates {
+            if kept_id[cluster as usize] == NONE && !id_kept[id as usize] {
+                kept_id[cluster as usize] = id;
+                id_kept[id as usize] = true;
             }
         }
-        for (cluster, slot) in ids.iter_mut().enumerate() {
-            if slot.is_none() {
-                let anchor = self.describe(anchors[cluster]);
-                let mut salt = 0u32;
-                let id = loop {
-                    let candidate = new_unified_id(&anchor, salt);
-                    if taken.insert(candidate.clone()) {
-                        break candidate;
-                    }
-                    salt += 1;
-                };
-                *slot = Some((id, now));
+        // New ids never collide with an id issued before.
+        let mut taken: HashSet<u64> = (0..self.previous_ids.len() as u32)
+            .filter_map(|id| parse_unified_id(self.previous_ids.get(id)))
+            .collect();
+        let mut cluster_ids = Vec::with_capacity(clusters);
+        let mut cluster_since = Vec::with_capacity(clusters);
+        for (c, &anchor) in anchors.iter().enumerate() {
+            if kept_id[c] != NONE {
+                let id = kept_id[c];
+                cluster_ids.push(self.previous_ids.get(id).to_string());
+                cluster_since.push(self.previous_since[id as usize]);
+                continue;
             }
+            let type_name = &self.type_names[self.types[anchor as usize] as usize];
+            let value = self.value(anchor);
+            let mut salt = 0u32;
+            let hash = loop {
+                let candidate = anchor_hash(type_name, value, salt);
+                if taken.insert(candidate) {
+                    break candidate;
+                }
+                salt += 1;
+            };
+            cluster_ids.push(format!("u-{hash:016x}"));
+            cluster_since.push(now);
         }
 
-        let merge_reasons = forest.merge_reasons(&self, &ids, &cluster_of);
+        let merge_reasons = forest.merge_reasons(&self, &cluster, &cluster_ids);
         let split_causes = self.split_causes();
-        let mut out = Vec::with_capacity(n);
         for node in 0..n {
-            let previous_id = self.previous[node].as_ref().map(|p| p.unified_id.clone());
-            let (unified, since, size) = match cluster_of(node) {
-                Some(cluster) => {
-                    let (id, since) = ids[cluster].clone().expect("every cluster has an id");
-                    (Some(id), Some(since), sizes[cluster])
-                }
-                None => (None, None, 0),
+            if self.status[node] != IdentifierStatus::Linked {
+                continue;
+            }
+            let Some(before) = self.previous_id(node as u32) else {
+                continue;
             };
-            let reason = match (&unified, &previous_id) {
-                _ if self.status[node] != IdentifierStatus::Linked => self.reasons[node].clone(),
-                (Some(now_id), Some(before)) if now_id != before => {
-                    Some(if kept.contains(before.as_str()) {
-                        self.split_reason(before, &split_causes)
-                    } else {
-                        merge_reasons
-                            .get(before.as_str())
-                            .cloned()
-                            .unwrap_or_else(|| format!("merged into {now_id}, which is older"))
-                    })
-                }
-                _ => None,
+            let now_id = &cluster_ids[cluster[node] as usize];
+            if now_id == before {
+                continue;
+            }
+            let before_id = self.previous[node];
+            let reason = if id_kept[before_id as usize] {
+                self.split_reason(before, split_causes.get(&before_id).copied())
+            } else {
+                merge_reasons
+                    .get(&before_id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("merged into {now_id}, which is older"))
             };
-            out.push(StitchedIdentifier {
-                id_type: self.type_names[self.types[node] as usize].clone(),
-                id_value: self.values[node].to_string(),
-                unified_id: unified,
-                unified_since: since,
-                previous_unified_id: previous_id,
-                status: self.status[node],
-                reason,
-                cluster_size: size,
-            });
+            self.reasons[node] = Some(reason);
         }
-        (out, stats)
+        let Stitcher {
+            type_names,
+            values,
+            order,
+            types,
+            previous_ids,
+            previous,
+            status,
+            reasons,
+            ..
+        } = self;
+        let stitched = Stitched {
+            type_names,
+            values,
+            order,
+            types,
+            cluster,
+            cluster_ids,
+            cluster_since,
+            cluster_sizes: sizes,
+            previous_ids,
+            previous,
+            status,
+            reasons,
+        };
+        (stitched, stats)
     }
 
     /// Why identifiers no longer share the person they had: for each previous id, the
     /// first of its former identifiers that is now set aside.
-    fn split_causes(&self) -> HashMap<&str, usize> {
+    fn split_causes(&self) -> HashMap<u32, u32> {
         let mut causes = HashMap::new();
-        for (node, previous) in self.previous.iter().enumerate() {
-            if let Some(previous) = previous
-                && self.status[node] != IdentifierStatus::Linked
-            {
-                causes.entry(previous.unified_id.as_str()).or_insert(node);
+        for (node, &previous) in self.previous.iter().enumerate() {
+            if previous != NONE && self.status[node] != IdentifierStatus::Linked {
+                causes.entry(previous).or_insert(node as u32);
             }
         }
         causes
     }
 
-    fn split_reason(&self, before: &str, causes: &HashMap<&str, usize>) -> String {
-        match causes.get(before) {
-            Some(&other) => format!(
+    fn split_reason(&self, before: &str, cause: Option<u32>) -> String {
+        match cause {
+            Some(other) => format!(
                 "split from {before}: {} no longer links ({})",
-                self.describe(other as u32),
-                self.reasons[other].as_deref().unwrap_or("set aside")
+                self.describe(other),
+                self.reasons[other as usize]
+                    .as_deref()
+                    .unwrap_or("set aside")
             ),
             None => {
                 format!("split from {before}: the links that joined it are no longer in the input")
@@ -440,15 +614,26 @@ impl Stitcher {
     }
 }
 
-/// A deterministic id from a person's strongest identifier.
-fn new_unified_id(anchor: &str, salt: u32) -> String {
-    // FNV-1a: stable across Rust versions and platforms, unlike the std hasher.
+/// FNV-1a of a person's strongest identifier (`"<type> <value>"`) and a salt: stable across
+/// Rust versions and platforms, unlike the std hasher.
+fn anchor_hash(type_name: &str, value: &str, salt: u32) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in anchor.bytes().chain(salt.to_le_bytes()) {
+    let bytes = type_name
+        .bytes()
+        .chain(std::iter::once(b' '))
+        .chain(value.bytes())
+        .chain(salt.to_le_bytes());
+    for byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("u-{hash:016x}")
+    hash
+}
+
+/// The hash inside an id this module issued (`u-<16 hex digits>`).
+fn parse_unified_id(id: &str) -> Option<u64> {
+    let hex = id.strip_prefix("u-")?;
+    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok())?
 }
 
 /// Union-find with union by size, path halving and per-root counts of limited types.
@@ -512,30 +697,26 @@ impl Forest {
     fn merge_reasons(
         &self,
         stitcher: &Stitcher,
-        ids: &[Option<(String, i64)>],
-        cluster_of: &dyn Fn(usize) -> Option<usize>,
-    ) -> HashMap<String, String> {
+        cluster: &[u32],
+        cluster_ids: &[String],
+    ) -> HashMap<u32, String> {
         let mut reasons = HashMap::new();
         for &(strong, weak) in &self.unions {
-            let (Some(a), Some(b)) = (
-                stitcher.previous[strong as usize].as_ref(),
-                stitcher.previous[weak as usize].as_ref(),
-            ) else {
-                continue;
-            };
-            if a.unified_id == b.unified_id {
+            let (a, b) = (
+                stitcher.previous[strong as usize],
+                stitcher.previous[weak as usize],
+            );
+            if a == NONE || b == NONE || a == b || cluster[strong as usize] == NONE {
                 continue;
             }
-            let Some(cluster) = cluster_of(strong as usize) else {
-                continue;
-            };
-            let survivor = &ids[cluster].as_ref().expect("assigned").0;
-            for absorbed in [&a.unified_id, &b.unified_id] {
-                if absorbed != survivor && !reasons.contains_key(absorbed) {
+            let survivor = cluster_ids[cluster[strong as usize] as usize].as_str();
+            for absorbed in [a, b] {
+                let absorbed_id = stitcher.previous_ids.get(absorbed);
+                if absorbed_id != survivor && !reasons.contains_key(&absorbed) {
                     reasons.insert(
-                        absorbed.clone(),
+                        absorbed,
                         format!(
-                            "merged {absorbed} into {survivor}: {} and {} were seen on one record",
+                            "merged {absorbed_id} into {survivor}: {} and {} were seen on one record",
                             stitcher.describe(strong),
                             stitcher.describe(weak)
                         ),
@@ -557,11 +738,11 @@ mod tests {
         StitchRules::compile(&config, "test").unwrap()
     }
 
-    fn ids_of(result: &[StitchedIdentifier], id_type: &str, value: &str) -> Option<String> {
+    fn ids_of(result: &Stitched, id_type: &str, value: &str) -> Option<String> {
         result
             .iter()
             .find(|r| r.id_type == id_type && r.id_value == value)
-            .and_then(|r| r.unified_id.clone())
+            .and_then(|r| r.unified_id.map(str::to_string))
     }
 
     fn graph(links: &[(&str, &str, &str, &str)]) -> IdentityGraph {
@@ -602,7 +783,6 @@ mod tests {
         assert!(
             tablet
                 .reason
-                .as_deref()
                 .unwrap()
                 .contains("identity.limits.customer_id")
         );
@@ -641,8 +821,11 @@ mod tests {
         let mut reversed = links;
         reversed.reverse();
         let (second, _) = graph(&reversed).stitch(&rules(""), 0);
-        for r in &first {
-            assert_eq!(r.unified_id, ids_of(&second, &r.id_type, &r.id_value));
+        for r in first.iter() {
+            assert_eq!(
+                r.unified_id.map(str::to_string),
+                ids_of(&second, r.id_type, r.id_value)
+            );
         }
     }
 
@@ -680,14 +863,8 @@ mod tests {
         );
         let (result, _) = g.stitch(&rules(""), 10);
         let cookie = result.iter().find(|r| r.id_value == "k").unwrap();
-        assert_eq!(cookie.unified_id.as_deref(), Some("u-old"));
-        assert!(
-            cookie
-                .reason
-                .as_deref()
-                .unwrap()
-                .contains("merged u-new into u-old")
-        );
+        assert_eq!(cookie.unified_id, Some("u-old"));
+        assert!(cookie.reason.unwrap().contains("merged u-new into u-old"));
         // A new person gets a new id dated now.
         let c9 = result.iter().find(|r| r.id_value == "C9").unwrap();
         assert_eq!(c9.unified_since, Some(10));
@@ -697,13 +874,13 @@ mod tests {
             ("customer_id", "C1", "email", "a@x.fr"),
             ("email", "a@x.fr", "anonymous_id", "k"),
         ]);
-        for r in &result {
-            if let Some(id) = &r.unified_id {
+        for r in result.iter() {
+            if let Some(id) = r.unified_id {
                 again.remember(
-                    &r.id_type,
-                    &r.id_value,
+                    r.id_type,
+                    r.id_value,
                     PreviousId {
-                        unified_id: id.clone(),
+                        unified_id: id.to_string(),
                         since: 1,
                     },
                 );
@@ -711,8 +888,8 @@ mod tests {
         }
         let (split, _) = again.stitch(&rules("[blocklist.email]\nvalues = ['a@x.fr']"), 20);
         let cookie = split.iter().find(|r| r.id_value == "k").unwrap();
-        assert_ne!(cookie.unified_id.as_deref(), Some("u-old"));
-        let reason = cookie.reason.as_deref().unwrap();
+        assert_ne!(cookie.unified_id, Some("u-old"));
+        let reason = cookie.reason.unwrap();
         assert!(
             reason.starts_with("split from u-old: email a@x.fr no longer links"),
             "{reason}"

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+    Array, ArrayRef, RecordBatch, StringBuilder, StringViewArray, TimestampMicrosecondArray,
     TimestampMicrosecondBuilder, UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -27,7 +27,7 @@ use futures::StreamExt;
 
 use crate::config::{IdentityConfig, StitchRules};
 use crate::error::FunctionError;
-use crate::identity::stitch::{IdentityGraph, PreviousId, StitchedIdentifier};
+use crate::identity::stitch::{IdentityGraph, PreviousId, Stitched};
 
 pub const LINK_COLUMNS: [&str; 4] = ["id_type", "id_value", "linked_type", "linked_value"];
 const PREVIOUS_COLUMNS: [&str; 3] = ["id_type", "id_value", "unified_id"];
@@ -120,7 +120,7 @@ impl StitchTable {
         table: &TableReference,
         columns: &[&str],
         extra: Option<&str>,
-        mut each: impl FnMut(&[StringArray], Option<&TimestampMicrosecondArray>),
+        mut each: impl FnMut(&[StringViewArray], Option<&TimestampMicrosecondArray>),
     ) -> Result<bool> {
         let schema = state.schema_for_ref(table.clone())?;
         let Some(provider) = schema.table(table.table()).await? else {
@@ -138,7 +138,7 @@ impl StitchTable {
         }
         let mut projection: Vec<Expr> = columns
             .iter()
-            .map(|c| cast(col(*c), DataType::Utf8).alias(*c))
+            .map(|c| cast(col(*c), DataType::Utf8View).alias(*c))
             .collect();
         if let Some(ts) = extra {
             projection.push(
@@ -156,13 +156,14 @@ impl StitchTable {
         let mut stream = execute_stream(physical, state.task_ctx())?;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            let strings: Vec<StringArray> = (0..columns.len())
+            // Views: casting the lake's Utf8View columns to Utf8 would copy every string.
+            let strings: Vec<StringViewArray> = (0..columns.len())
                 .map(|i| {
                     batch
                         .column(i)
                         .as_any()
-                        .downcast_ref::<StringArray>()
-                        .expect("projected as Utf8")
+                        .downcast_ref::<StringViewArray>()
+                        .expect("projected as Utf8View")
                         .clone()
                 })
                 .collect();
@@ -203,6 +204,7 @@ impl TableProvider for StitchTable {
             .ok_or_else(|| plan_datafusion_err!("stitch needs a full DataFusion session"))?;
         // The stitch is global (any link may join any two people), so it runs to the end
         // here and the plan serves the result.
+        let started = std::time::Instant::now();
         let mut graph = IdentityGraph::new();
         let found = Self::read(state, &self.links, &LINK_COLUMNS, None, |cols, _| {
             let [a_type, a_value, b_type, b_value] = cols else {
@@ -267,17 +269,25 @@ impl TableProvider for StitchTable {
                 tracing::info!("stitch: {previous} does not exist yet; every person gets a new id");
             }
         }
+        let read_ms = started.elapsed().as_millis();
         let now = chrono::Utc::now().timestamp_micros();
         let (identifiers, stats) = graph.stitch(&self.rules, now);
+        let stitch_ms = started.elapsed().as_millis() - read_ms;
         tracing::info!(
             identifiers = stats.identifiers,
             links = stats.links,
             persons = stats.persons,
             refused = stats.refused_links,
             passes = stats.passes,
+            read_ms,
+            stitch_ms,
             "stitched"
         );
         let batches = to_batches(&identifiers)?;
+        tracing::debug!(
+            total_ms = started.elapsed().as_millis(),
+            "stitch output built"
+        );
         Ok(MemorySourceConfig::try_new_exec(
             &[batches],
             stitch_schema(),
@@ -286,10 +296,12 @@ impl TableProvider for StitchTable {
     }
 }
 
-fn to_batches(identifiers: &[StitchedIdentifier]) -> Result<Vec<RecordBatch>> {
-    identifiers
-        .chunks(OUTPUT_BATCH_ROWS)
-        .map(|chunk| {
+fn to_batches(identifiers: &Stitched) -> Result<Vec<RecordBatch>> {
+    (0..identifiers.len())
+        .step_by(OUTPUT_BATCH_ROWS)
+        .map(|start| {
+            let chunk = (start..identifiers.len().min(start + OUTPUT_BATCH_ROWS))
+                .map(|i| identifiers.get(i));
             let mut id_type = StringBuilder::new();
             let mut id_value = StringBuilder::new();
             let mut unified_id = StringBuilder::new();
@@ -299,13 +311,13 @@ fn to_batches(identifiers: &[StitchedIdentifier]) -> Result<Vec<RecordBatch>> {
             let mut reason = StringBuilder::new();
             let mut size = UInt32Builder::new();
             for r in chunk {
-                id_type.append_value(&r.id_type);
-                id_value.append_value(&r.id_value);
-                unified_id.append_option(r.unified_id.as_deref());
+                id_type.append_value(r.id_type);
+                id_value.append_value(r.id_value);
+                unified_id.append_option(r.unified_id);
                 since.append_option(r.unified_since);
-                previous.append_option(r.previous_unified_id.as_deref());
+                previous.append_option(r.previous_unified_id);
                 status.append_value(r.status.as_str());
-                reason.append_option(r.reason.as_deref());
+                reason.append_option(r.reason);
                 size.append_value(r.cluster_size);
             }
             let columns: Vec<ArrayRef> = vec![
