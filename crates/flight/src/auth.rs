@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use datafusion::catalog::MemorySchemaProvider;
 use rand::RngCore;
 
@@ -46,8 +46,11 @@ pub fn parse_basic(header: &str) -> Result<(String, String)> {
                 "the handshake needs `authorization: Basic <base64 user:password>`".into(),
             )
         })?;
+    // Some clients (Go's Flight client, hence ADBC) send unpadded base64.
+    let encoded = encoded.trim();
     let decoded = STANDARD
-        .decode(encoded.trim())
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
         .map_err(|_| ServeError::Unauthenticated("malformed Basic credentials".into()))?;
     let text = String::from_utf8(decoded)
         .map_err(|_| ServeError::Unauthenticated("malformed Basic credentials".into()))?;
@@ -169,6 +172,8 @@ mod tests {
             parse_basic(&header).unwrap(),
             ("ana".to_string(), "pa:ss".to_string())
         );
+        let unpadded = format!("Basic {}", STANDARD_NO_PAD.encode("admin:pw"));
+        assert_eq!(parse_basic(&unpadded).unwrap().0, "admin");
         assert!(parse_basic("Bearer x").is_err());
     }
 
