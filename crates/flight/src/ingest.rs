@@ -266,10 +266,18 @@ async fn run(
         .await?
         .ok_or_else(|| ServeError::Internal(format!("raw.{table} has no files after ingest")))?;
     let provider = source.table_provider(&lake)?;
-    engine
-        .catalogs
-        .current()
-        .set_table(RAW_SCHEMA, table, provider);
+    let catalog = engine.catalogs.current();
+    catalog.set_table(RAW_SCHEMA, table, provider);
+    // Listings are cached per path for every session; an append would stay invisible.
+    if let Some(listings) = catalog
+        .ctx
+        .state()
+        .runtime_env()
+        .cache_manager
+        .get_list_files_cache()
+    {
+        listings.clear();
+    }
     Ok((rows, bytes))
 }
 

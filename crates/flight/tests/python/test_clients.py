@@ -193,7 +193,8 @@ def test_pyarrow_sort_that_exceeds_memory_spills_and_succeeds(server):
 
 def sqlalchemy_engine(server, user=ADMIN):
     host = server.uri.split("://")[1]
-    return sqlalchemy.create_engine(f"datafusion+flightsql://{user[0]}:{user[1]}@{host}?insecure=True")
+    # flightsql-dbapi registers its dialect under the `datafusion` entry point.
+    return sqlalchemy.create_engine(f"datafusion://{user[0]}:{user[1]}@{host}?insecure=True")
 
 
 def test_sqlalchemy_inspector_lists_schemas_tables_columns(server):
