@@ -474,6 +474,24 @@ impl Engine {
         Ok((handle, prepared))
     }
 
+    /// The schema a prepared query streams with its bound parameters: types the plan left
+    /// open (`SELECT $1`) are only known once values are bound.
+    pub async fn bound_schema(&self, session: &Session, prepared: &Prepared) -> Result<SchemaRef> {
+        let params = prepared.params.lock().expect("params lock").clone();
+        let Some(params) = params else {
+            return Ok(prepared.dataset_schema.clone());
+        };
+        let planned = self.plan(session, &prepared.sql).await?;
+        let Some(first) = parameter_sets(&planned.plan, Some(&params))?.into_iter().next() else {
+            return Ok(prepared.dataset_schema.clone());
+        };
+        let plan = planned
+            .plan
+            .with_param_values(ParamValues::from(first))
+            .map_err(|e| ServeError::datafusion("binding parameters", e))?;
+        Ok(Self::result_schema(&plan))
+    }
+
     pub fn prepared(&self, session: &Session, handle: &[u8]) -> Result<Arc<Prepared>> {
         let handle = std::str::from_utf8(handle).map_err(|_| {
             ServeError::InvalidArgument("malformed prepared statement handle".into())

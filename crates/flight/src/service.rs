@@ -374,7 +374,7 @@ impl FlightSqlService for CdpFlightSql {
             self.describe(&session, &prepared.sql, client(&request))
                 .await?
         } else {
-            prepared.dataset_schema.clone()
+            self.engine.bound_schema(&session, &prepared).await?
         };
         let ticket = TicketPayload {
             id: uuid::Uuid::new_v4().to_string(),
