@@ -794,6 +794,9 @@ fn parameter_sets(
 }
 
 /// The schema clients receive: view and dictionary types become their plain forms.
+/// Every column is announced nullable: the logical plan (FlightInfo, prepared statements) and
+/// the physical plan (the stream) do not always agree on nullability, and clients such as
+/// ADBC reject a stream whose schema differs from the one announced.
 pub fn flight_schema(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
@@ -802,6 +805,7 @@ pub fn flight_schema(schema: &Schema) -> SchemaRef {
             f.as_ref()
                 .clone()
                 .with_data_type(flight_type(f.data_type()))
+                .with_nullable(true)
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))

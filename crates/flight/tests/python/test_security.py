@@ -70,7 +70,9 @@ def test_every_rpc_without_a_valid_token_is_unauthenticated(server, header):
     client = flight.FlightClient(server.uri)
     options = flight.FlightCallOptions(headers=[(b"authorization", header)] if header else [])
     for name, call in every_rpc(client, options):
-        with pytest.raises(flight.FlightUnauthenticatedError):
+        # pyarrow raises FlightUnauthenticatedError, or a plain OSError when the refusal
+        # arrives while reading a stream (DoGet); both carry the UNAUTHENTICATED status.
+        with pytest.raises((flight.FlightUnauthenticatedError, OSError), match="(?i)unauthenticated"):
             call()
             pytest.fail(f"{name} succeeded without a token")
 
@@ -124,9 +126,11 @@ def test_writes_and_files_are_refused(server):
         "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/etc/'",
         "DROP TABLE marts.daily_revenue",
     ]:
-        with pytest.raises(flight.FlightError, match="not allowed"):
+        # INVALID_ARGUMENT arrives as ArrowInvalid in pyarrow.
+        with pytest.raises((flight.FlightError, pa.ArrowInvalid), match="not allowed"):
             query(client, options, sql)
-    with pytest.raises(flight.FlightError):
+    # A path is not a table: NOT_FOUND (ArrowKeyError), never the file's contents.
+    with pytest.raises(pa.ArrowKeyError, match="not found"):
         query(client, options, "SELECT * FROM '/etc/passwd'")
 
 
@@ -211,7 +215,8 @@ def test_query_over_its_memory_limit_fails_cleanly_while_others_are_served(serve
     def hog():
         try:
             query(client, options, "SELECT array_agg(value) FROM generate_series(1, 50000000)")
-        except flight.FlightError as e:  # noqa: PERF203
+        # RESOURCE_EXHAUSTED arrives as ArrowInvalid when it ends a stream.
+        except (flight.FlightError, pa.ArrowInvalid) as e:  # noqa: PERF203
             errors.append(e)
 
     thread = threading.Thread(target=hog)
@@ -222,8 +227,7 @@ def test_query_over_its_memory_limit_fails_cleanly_while_others_are_served(serve
     thread.join(timeout=120)
     assert len(errors) == 1
     assert "per-query limit of 64MiB" in str(errors[0]), errors[0]
-    assert isinstance(errors[0], flight.FlightError)
-    assert "RESOURCE_EXHAUSTED" in str(errors[0]) or "resource" in str(errors[0]).lower()
+    assert "resource exhausted" in str(errors[0]).lower() or "RESOURCE_EXHAUSTED" in str(errors[0])
     # The server still serves the same client afterwards.
     assert query(client, options, "SELECT 7 AS n").column("n")[0].as_py() == 7
 
