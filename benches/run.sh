@@ -2,6 +2,7 @@
 # Builds cdphub and the harness in release mode, then runs a benchmark.
 # Usage: benches/run.sh pipeline --scale 1 [--seed 42] [--out bench-results/pipeline-s1.json]
 #        benches/run.sh stitch --scale 10 [--repeat 3] [--out bench-results/stitch-s10.json]
+#        benches/run.sh flight --scale 1 [--rows 5000000] [--clients 32] [--seconds 60]
 set -euo pipefail
 REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$REPO_ROOT"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests (local disk, memory://
-# and s3:// against a local S3-compatible server this script installs and starts).
+# and s3:// against a local S3-compatible server this script installs and starts), and the
+# Flight SQL server driven by real Python clients.
 # Usage: scripts/test.sh            (from anywhere; run .ci/run for the CI variant)
 set -euo pipefail
 
@@ -32,3 +33,10 @@ export CDPHUB_REQUIRE_S3_TESTS=1
 
 step "cargo test"
 cargo test --workspace --all-targets
+
+step "Flight SQL with real clients (ADBC, pyarrow.flight, SQLAlchemy, pandas) against cdphub serve"
+# The debug binary built by `cargo test` above; each test session starts its own servers on
+# free loopback ports, over a scale-0.01 demo lake in a temporary directory.
+cargo build -p cdphub
+CDPHUB_BIN="$CARGO_TARGET_DIR/debug/cdphub" .venv/bin/python -m pytest -q -p no:cacheprovider \
+    crates/flight/tests/python

@@ -3,6 +3,9 @@
 //! It drives the release `cdphub` binary as a child process, samples the child's resident
 //! memory, and reads per-model timings and row counts back from `hub.model_runs`.
 
+mod flight;
+mod stitch;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -10,8 +13,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-
-mod stitch;
 
 #[derive(Parser)]
 #[command(name = "cdphub-bench", about = "Benchmarks of cdphub, written as JSON")]
@@ -57,6 +58,31 @@ enum Bench {
         #[arg(long)]
         python: Option<PathBuf>,
         #[arg(long, default_value = "bench-results/stitch.json")]
+        out: PathBuf,
+    },
+    /// Flight SQL: streaming rate to pyarrow against local Parquet, and p50/p99 latency of
+    /// concurrent dashboard clients.
+    Flight {
+        /// Scale of the demo lake the dashboards query (1 = 100,000 persons).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Rows of the wide table streamed to pyarrow.
+        #[arg(long, default_value_t = 5_000_000)]
+        rows: u64,
+        /// Concurrent dashboard clients.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// How long the dashboard clients run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[arg(long)]
+        cdphub: Option<PathBuf>,
+        /// The project (cdphub.toml with the demo users, sql/, .venv with pyarrow).
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        #[arg(long, default_value = "bench-results/flight.json")]
         out: PathBuf,
     },
 }
@@ -117,6 +143,25 @@ fn main() -> Result<()> {
             },
             &out,
         ),
+        Bench::Flight {
+            scale,
+            seed,
+            rows,
+            clients,
+            seconds,
+            cdphub,
+            project,
+            out,
+        } => flight::run(flight::FlightOptions {
+            scale,
+            seed,
+            cdphub: cdphub_binary(cdphub)?,
+            project: std::path::absolute(&project)?,
+            out,
+            rows,
+            clients,
+            seconds,
+        }),
     }
 }
 

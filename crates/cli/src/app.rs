@@ -45,6 +45,10 @@ pub enum Command {
     Query(QueryArgs),
     /// Inspect identity resolution (persons, refused links, quality against the truth).
     Identity(IdentityArgs),
+    /// Serve every table over Arrow Flight SQL to BI tools, notebooks and SQL clients.
+    Serve(ServeArgs),
+    /// Manage the Flight SQL users in cdphub.toml (password hashes only).
+    User(UserArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +80,47 @@ pub enum ReportFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Port to listen on (default: server.port, 50051). 0 picks a free port.
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// Address to bind (default: server.host, 127.0.0.1). Binding beyond loopback needs real
+    /// passwords, and TLS is strongly advised.
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Add a user (or, with --replace, change its role and password) in cdphub.toml.
+    Add {
+        /// User name, as typed in the client.
+        name: String,
+        /// One of the [roles.<name>] of cdphub.toml.
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of standard input (required: passwords never
+        /// go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Overwrite an existing user.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the users and their roles.
+    List,
+    /// Remove a user.
+    Remove { name: String },
+}
+
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct DemoArgs {
@@ -92,6 +137,10 @@ pub struct DemoArgs {
     /// Do not serve the tables afterwards (for scripts).
     #[arg(long)]
     pub no_serve: bool,
+
+    /// Port of the Flight SQL server the demo ends with (default: server.port, 50051).
+    #[arg(long)]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,7 +12,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::config::Project;
+use crate::config::{Project, SourceConfig};
 use crate::delta::{self, DeltaLocation};
 use crate::error::{LakeError, Result};
 use crate::location::Lake;
@@ -91,14 +91,32 @@ impl Catalog {
 
     async fn register_raw_sources(&mut self, project: &Project) -> Result<()> {
         let lake = &self.lake;
-        let inspected: Vec<(String, Result<Option<RawSource>>)> =
-            futures::stream::iter(project.config.sources.iter())
-                .map(|(name, config)| async move {
-                    (name.clone(), RawSource::inspect(lake, name, config).await)
-                })
-                .buffered(4)
-                .collect()
-                .await;
+        // Configured sources, plus folders under raw/ that no source claims: tables bulk-loaded
+        // over Flight SQL (`CommandStatementIngest`) land there as plain, unpartitioned Parquet.
+        let mut sources: Vec<(String, SourceConfig)> = project
+            .config
+            .sources
+            .iter()
+            .map(|(name, config)| (name.clone(), config.clone()))
+            .collect();
+        for folder in self.list_folders(RAW_SCHEMA).await? {
+            let claimed = project
+                .config
+                .sources
+                .iter()
+                .any(|(name, config)| config.folder(name) == folder);
+            if !claimed && !project.config.sources.contains_key(&folder) {
+                sources.push((folder, SourceConfig::unpartitioned()));
+            }
+        }
+        let inspected: Vec<(String, Result<Option<RawSource>>)> = futures::stream::iter(sources)
+            .map(|(name, config)| async move {
+                let outcome = RawSource::inspect(lake, &name, &config).await;
+                (name, outcome)
+            })
+            .buffered(4)
+            .collect()
+            .await;
         for (name, outcome) in inspected {
             match outcome {
                 Ok(Some(source)) => {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{LakeError, Result};
+pub use crate::serve_config::{PiiConfig, RoleConfig, ServerConfig, UserConfig};
 
 pub const CONFIG_FILE_NAME: &str = "cdphub.toml";
 /// The embedded default lake, relative to the project directory.
@@ -24,6 +25,18 @@ pub struct Config {
     /// Identifier cleaning and stitching rules.
     #[serde(default)]
     pub identity: cdphub_functions::IdentityConfig,
+    /// `cdphub serve`: listen address, TLS, limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Roles by name: what each may read over Flight SQL.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleConfig>,
+    /// Flight SQL users by name, with their role and argon2 password hash.
+    #[serde(default)]
+    pub users: BTreeMap<String, UserConfig>,
+    /// Columns holding personal data, masked for roles without `pii`.
+    #[serde(default)]
+    pub pii: PiiConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +111,15 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
+    /// A plain folder of Parquet files, as bulk ingest writes them.
+    pub fn unpartitioned() -> Self {
+        Self {
+            path: None,
+            format: SourceFormat::Parquet,
+            partition_columns: Vec::new(),
+        }
+    }
+
     pub fn folder<'a>(&'a self, name: &'a str) -> &'a str {
         self.path.as_deref().unwrap_or(name).trim_matches('/')
     }
@@ -194,6 +216,52 @@ impl Config {
         if let Some(value) = env("CDPHUB_LAKE") {
             self.lake.url = value;
         }
+        let server = &mut self.server;
+        if let Some(value) = env("CDPHUB_SERVER_HOST") {
+            server.host = value;
+        }
+        if let Some(value) = env("CDPHUB_SERVER_PORT") {
+            server.port = parse_env_value("CDPHUB_SERVER_PORT", &value, "a port number")?;
+        }
+        if let Some(value) = env("CDPHUB_SERVER_TLS_CERT") {
+            server.tls_cert = Some(value.into());
+        }
+        if let Some(value) = env("CDPHUB_SERVER_TLS_KEY") {
+            server.tls_key = Some(value.into());
+        }
+        let durations: [(&str, &mut std::time::Duration); 3] = [
+            ("CDPHUB_SERVER_TOKEN_TTL", &mut server.token_ttl),
+            ("CDPHUB_SERVER_QUERY_TIMEOUT", &mut server.query_timeout),
+            ("CDPHUB_SERVER_CATALOG_REFRESH", &mut server.catalog_refresh),
+        ];
+        for (key, slot) in durations {
+            if let Some(value) = env(key) {
+                *slot = crate::serve_config::parse_duration(&value).map_err(|message| {
+                    LakeError::ConfigValue {
+                        key: key.to_string(),
+                        origin: "environment".to_string(),
+                        message,
+                    }
+                })?;
+            }
+        }
+        if let Some(value) = env("CDPHUB_SERVER_QUERY_MEMORY_LIMIT") {
+            server.query_memory_limit =
+                crate::serve_config::parse_size(&value).map_err(|message| {
+                    LakeError::ConfigValue {
+                        key: "CDPHUB_SERVER_QUERY_MEMORY_LIMIT".to_string(),
+                        origin: "environment".to_string(),
+                        message,
+                    }
+                })?;
+        }
+        if let Some(value) = env("CDPHUB_SERVER_MAX_CONCURRENT_QUERIES") {
+            server.max_concurrent_queries = parse_env_value(
+                "CDPHUB_SERVER_MAX_CONCURRENT_QUERIES",
+                &value,
+                "a whole number of at least 1",
+            )?;
+        }
         if let Some(value) = env("CDPHUB_RUN_MAX_PARALLEL_MODELS") {
             self.run.max_parallel_models = parse_env_value(
                 "CDPHUB_RUN_MAX_PARALLEL_MODELS",
@@ -219,6 +287,7 @@ impl Config {
         if self.lake.url.trim().is_empty() {
             return Err(invalid("lake.url must not be empty".to_string()));
         }
+        crate::serve_config::validate(&self.server, &self.roles, &self.users, &self.pii, path)?;
         for (name, source) in &self.sources {
             if !is_identifier(name) {
                 return Err(invalid(format!(
@@ -325,6 +394,85 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("CDPHUB_S3_ALLOW_HTTP"), "{err}");
+    }
+
+    #[test]
+    fn server_roles_users_and_pii_parse_with_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            r#"
+[server]
+port = 6000
+query-memory-limit = "256MiB"
+query-timeout = "90s"
+
+[roles.analyst]
+schemas = ["marts"]
+tables = ["hub.model_runs"]
+
+[users.ana]
+role = "analyst"
+password-hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
+
+[pii]
+columns = ["email"]
+table-columns = ["staging.identities.id_value"]
+"#,
+        )
+        .unwrap();
+        let env = |key: &str| match key {
+            "CDPHUB_SERVER_PORT" => Some("7000".to_string()),
+            "CDPHUB_SERVER_TOKEN_TTL" => Some("30m".to_string()),
+            _ => None,
+        };
+        let project = Project::load_with_env(dir.path(), &Overrides::default(), env).unwrap();
+        let server = &project.config.server;
+        assert_eq!(server.port, 7000);
+        assert_eq!(server.host, "127.0.0.1");
+        assert_eq!(server.query_memory_limit, 256 << 20);
+        assert_eq!(server.query_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(server.token_ttl, std::time::Duration::from_secs(1800));
+        assert_eq!(project.config.users["ana"].role, "analyst");
+        assert!(
+            project
+                .config
+                .pii
+                .is_pii("staging", "identities", "id_value")
+        );
+    }
+
+    #[test]
+    fn users_need_a_defined_role_and_a_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).unwrap();
+        let load = || {
+            Project::load_with_env(dir.path(), &Overrides::default(), |_| None)
+                .unwrap_err()
+                .to_string()
+        };
+        write("[users.ana]\nrole = \"ghost\"\npassword-hash = \"$argon2id$x\"\n");
+        let err = load();
+        assert!(
+            err.contains("users.ana.role") && err.contains("ghost"),
+            "{err}"
+        );
+        write("[roles.r]\n[users.ana]\nrole = \"r\"\npassword-hash = \"secret\"\n");
+        let err = load();
+        assert!(err.contains("users.ana.password-hash"), "{err}");
+        write("[server]\nquery-timeout = \"soon\"\n");
+        let err = load();
+        assert!(
+            err.contains("query-timeout") || err.contains("soon"),
+            "{err}"
+        );
+        let env =
+            |key: &str| (key == "CDPHUB_SERVER_QUERY_MEMORY_LIMIT").then(|| "lots".to_string());
+        write("");
+        let err = Project::load_with_env(dir.path(), &Overrides::default(), env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CDPHUB_SERVER_QUERY_MEMORY_LIMIT"), "{err}");
     }
 
     #[test]

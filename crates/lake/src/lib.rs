@@ -6,6 +6,7 @@ pub mod delta;
 pub mod error;
 pub mod location;
 pub mod raw;
+pub mod serve_config;
 
 pub use catalog::{CATALOG, CURATED_SCHEMAS, Catalog, HUB_SCHEMA, RAW_SCHEMA};
 pub use config::{Config, Overrides, Project};

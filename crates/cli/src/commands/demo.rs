@@ -8,7 +8,7 @@ use cdphub_datagen::{GenerateOptions, GenerateReport};
 use futures::TryStreamExt;
 
 use super::Workspace;
-use crate::app::{DemoAction, DemoArgs, DemoDataArgs};
+use crate::app::{DemoAction, DemoArgs, DemoDataArgs, ServeArgs};
 use crate::output;
 use crate::progress::GenerateBar;
 
@@ -45,9 +45,18 @@ pub async fn demo(workspace: &Workspace, args: DemoArgs) -> Result<ExitCode> {
     output::write(df, crate::app::OutputFormat::Table, None, 20).await?;
     print_next_steps(workspace);
     if !args.no_serve {
-        println!(
-            "\n(The Flight SQL server is not part of this build yet; nothing to serve. `--no-serve` keeps scripts explicit.)"
-        );
+        // The tour ends with every table served on localhost for BI tools and notebooks.
+        drop(catalog);
+        let server = super::serve::bind(
+            workspace,
+            &ServeArgs {
+                port: args.port,
+                host: None,
+            },
+        )
+        .await?;
+        super::serve::print_connection_help(&server, &workspace.project);
+        server.run(super::serve::shutdown_signal()).await?;
     }
     Ok(ExitCode::SUCCESS)
 }

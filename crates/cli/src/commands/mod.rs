@@ -5,7 +5,9 @@ mod identity;
 mod models;
 mod query;
 mod run;
+mod serve;
 mod tables;
+mod user;
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -26,6 +28,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Tables => tables::tables(&workspace).await,
         Command::Query(args) => query::query(&workspace, &args).await,
         Command::Identity(args) => identity::identity(&workspace, args).await,
+        Command::Serve(args) => serve::serve(&workspace, &args).await,
+        Command::User(args) => user::user(&workspace, args.action),
     }
 }
 

@@ -5,3 +5,4 @@ mod common;
 mod identity;
 mod pipeline;
 mod s3;
+mod users;
