@@ -24,6 +24,9 @@ pub struct Config {
     /// Identifier cleaning and stitching rules.
     #[serde(default)]
     pub identity: cdphub_functions::IdentityConfig,
+    /// Settings of the customer marts (the analysis date).
+    #[serde(default)]
+    pub analytics: cdphub_functions::AnalyticsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,6 +197,16 @@ impl Config {
         if let Some(value) = env("CDPHUB_LAKE") {
             self.lake.url = value;
         }
+        if let Some(value) = env("CDPHUB_ANALYTICS_AS_OF") {
+            let date = cdphub_functions::analytics::parse_as_of(&value).map_err(|message| {
+                LakeError::ConfigValue {
+                    key: "CDPHUB_ANALYTICS_AS_OF".to_string(),
+                    origin: "environment".to_string(),
+                    message,
+                }
+            })?;
+            self.analytics.as_of = Some(date);
+        }
         if let Some(value) = env("CDPHUB_RUN_MAX_PARALLEL_MODELS") {
             self.run.max_parallel_models = parse_env_value(
                 "CDPHUB_RUN_MAX_PARALLEL_MODELS",
@@ -325,6 +338,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("CDPHUB_S3_ALLOW_HTTP"), "{err}");
+    }
+
+    #[test]
+    fn analytics_as_of_from_file_and_env() {
+        let config = parse("[analytics]\nas-of = \"2026-06-30\"\n").unwrap();
+        assert_eq!(config.analytics.as_of.unwrap().to_string(), "2026-06-30");
+        let err = parse("[analytics]\nas-of = \"30/06/2026\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cdphub.toml") && err.contains("as-of"),
+            "{err}"
+        );
+        assert!(err.contains("YYYY-MM-DD"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "").unwrap();
+        let env = |key: &str| (key == "CDPHUB_ANALYTICS_AS_OF").then(|| "2025-12-31".to_string());
+        let project = Project::load_with_env(dir.path(), &Overrides::default(), env).unwrap();
+        assert_eq!(
+            project.config.analytics.as_of.unwrap().to_string(),
+            "2025-12-31"
+        );
+        let env = |key: &str| (key == "CDPHUB_ANALYTICS_AS_OF").then(|| "tomorrow".to_string());
+        let err = Project::load_with_env(dir.path(), &Overrides::default(), env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CDPHUB_ANALYTICS_AS_OF") && err.contains("YYYY-MM-DD"),
+            "{err}"
+        );
     }
 
     #[test]
