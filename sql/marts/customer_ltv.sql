@@ -2,15 +2,18 @@
 -- P(alive), expected purchases in the next 30, 90 and 365 days, expected spend per purchase
 -- and the predicted value of the next 365 days (expected purchases x expected spend,
 -- undiscounted; predicted_clv takes a discount rate and period as two more arguments).
--- A model that did not converge predicts nothing: its buyers get NULL predictions and
--- model_converged = false (too few buyers or repeat purchases to identify the model).
+-- A BG/NBD fit that did not converge predicts nothing: its buyers get NULL predictions and
+-- model_converged = false (too few buyers or repeat purchases to identify the model). A
+-- Gamma-Gamma fit that runs off to the edge (q and v towards infinity with v / q fixed: the
+-- buyers do not differ in typical spend) is still used: its expected spend then tends to the
+-- population mean, which the formula gives.
 -- Buyers whose repeat purchases are worth nothing carry no spend information: their
 -- expected spend is the population mean (frequency 0 for the spend model).
 WITH model AS (
     SELECT
         named_struct('r', bgnbd_r, 'alpha', bgnbd_alpha, 'a', bgnbd_a, 'b', bgnbd_b) AS bgnbd,
         named_struct('p', gamma_gamma_p, 'q', gamma_gamma_q, 'v', gamma_gamma_v) AS gamma_gamma,
-        coalesce(bgnbd_converged AND gamma_gamma_converged, false) AS converged
+        coalesce(bgnbd_converged, false) AND gamma_gamma_p IS NOT NULL AS converged
     FROM marts.ltv_model
 ),
 buyers AS (
