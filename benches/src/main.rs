@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+mod marts;
 mod stitch;
 
 #[derive(Parser)]
@@ -57,6 +58,26 @@ enum Bench {
         #[arg(long)]
         python: Option<PathBuf>,
         #[arg(long, default_value = "bench-results/stitch.json")]
+        out: PathBuf,
+    },
+    /// Build the customer marts with cdphub and the same SQL on DuckDB over the same staged
+    /// inputs (exported to Parquet); report medians, the ratio and peak memory.
+    Marts {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Timed repetitions of each side (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long)]
+        cdphub: Option<PathBuf>,
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Python with duckdb installed (default: <project>/.venv/bin/python).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "bench-results/marts.json")]
         out: PathBuf,
     },
 }
@@ -108,6 +129,25 @@ fn main() -> Result<()> {
             out,
         } => stitch::stitch(
             &stitch::StitchBench {
+                scale,
+                seed,
+                repeat,
+                cdphub: cdphub_binary(cdphub)?,
+                python: python.unwrap_or_else(|| project.join(".venv/bin/python")),
+                project: project.clone(),
+            },
+            &out,
+        ),
+        Bench::Marts {
+            scale,
+            seed,
+            repeat,
+            cdphub,
+            project,
+            python,
+            out,
+        } => marts::marts(
+            &marts::MartsBench {
                 scale,
                 seed,
                 repeat,

@@ -1,6 +1,7 @@
 //! One module per subcommand; shared set-up (project, lake, catalog, graph) lives here.
 
 mod demo;
+mod export;
 mod identity;
 mod models;
 mod query;
@@ -26,6 +27,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Tables => tables::tables(&workspace).await,
         Command::Query(args) => query::query(&workspace, &args).await,
         Command::Identity(args) => identity::identity(&workspace, args).await,
+        Command::Export(args) => export::export(&workspace, args).await,
     }
 }
 

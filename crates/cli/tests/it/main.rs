@@ -3,5 +3,6 @@
 mod bad_input;
 mod common;
 mod identity;
+mod marts;
 mod pipeline;
 mod s3;
