@@ -1,13 +1,13 @@
 //! `cdphub-bench marts`: the customer marts built by cdphub's runner against the same SQL on
 //! DuckDB over the same staged inputs (exported to Parquet), in one run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::stitch::median;
+use crate::stitch::{PeerBench, median};
 use crate::{measured, peak};
 
 /// The marts both engines build, in dependency order: plain SQL.
@@ -35,15 +35,6 @@ const INPUTS: [&str; 7] = [
     "identity.record_links",
     "marts.customer_profiles",
 ];
-
-pub struct MartsBench {
-    pub scale: f64,
-    pub seed: u64,
-    pub repeat: usize,
-    pub cdphub: PathBuf,
-    pub python: PathBuf,
-    pub project: PathBuf,
-}
 
 #[derive(Serialize)]
 struct MartsReport {
@@ -77,35 +68,10 @@ struct MartsReport {
     duckdb_models: serde_json::Value,
 }
 
-pub fn marts(bench: &MartsBench, out: &Path) -> Result<()> {
-    if !bench.python.exists() {
-        bail!(
-            "{} not found: run `scripts/s3-server.sh install` to create the project virtualenv (it installs duckdb)",
-            bench.python.display()
-        );
-    }
-    let work = tempfile::tempdir().context("temp dir for the benchmark lake")?;
-    let lake = work.path().join("lake");
-    let cdphub = |args: &[&str]| {
-        let mut command = Command::new(&bench.cdphub);
-        command
-            .arg("--project")
-            .arg(&bench.project)
-            .arg("--lake")
-            .arg(&lake)
-            .args(args);
-        command
-    };
-    let run = |args: &[&str]| -> Result<String> {
-        let output = cdphub(args).output()?;
-        if !output.status.success() {
-            bail!(
-                "cdphub {args:?} failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(String::from_utf8(output.stdout)?)
-    };
+pub fn marts(bench: &PeerBench, out: &Path) -> Result<()> {
+    let (work, lake) = bench.prepare()?;
+    let cdphub = |args: &[&str]| bench.cdphub(&lake, args);
+    let run = |args: &[&str]| bench.run(&lake, args);
     let scalar = |sql: &str| -> Result<String> {
         let csv = run(&["query", "--format", "csv", sql])?;
         Ok(csv.lines().nth(1).context("one value")?.to_string())

@@ -23,12 +23,17 @@ first_orders AS (
     WHERE status = 'completed' AND unified_id IS NOT NULL
     GROUP BY unified_id
 ),
+-- Each order once under its channel and once under 'all', so one aggregation serves both.
 order_facts AS (
-    SELECT o.*, f.first_day
+    SELECT o.day, o.channel, o.status, o.revenue, o.unified_id, o.channel IN ('web', 'app') AS online, f.first_day
+    FROM orders AS o
+    LEFT JOIN first_orders AS f ON f.unified_id = o.unified_id
+    UNION ALL
+    SELECT o.day, 'all', o.status, o.revenue, o.unified_id, o.channel IN ('web', 'app'), f.first_day
     FROM orders AS o
     LEFT JOIN first_orders AS f ON f.unified_id = o.unified_id
 ),
-sales_by_channel AS (
+sales AS (
     SELECT
         day,
         channel,
@@ -39,29 +44,9 @@ sales_by_channel AS (
         count(DISTINCT unified_id) FILTER (WHERE status = 'completed') AS customers,
         count(DISTINCT unified_id) FILTER (WHERE status = 'completed' AND first_day = day) AS new_customers,
         count(DISTINCT unified_id) FILTER (WHERE status = 'completed' AND first_day < day) AS returning_customers,
-        sum(revenue) FILTER (WHERE status = 'completed' AND channel IN ('web', 'app')) AS online_revenue
+        sum(revenue) FILTER (WHERE status = 'completed' AND online) AS online_revenue
     FROM order_facts
     GROUP BY day, channel
-),
-sales_all AS (
-    SELECT
-        day,
-        'all' AS channel,
-        count(*) FILTER (WHERE status = 'completed') AS orders,
-        sum(revenue) FILTER (WHERE status = 'completed') AS revenue,
-        count(*) FILTER (WHERE status = 'returned') AS returned_orders,
-        count(*) FILTER (WHERE status = 'cancelled') AS cancelled_orders,
-        count(DISTINCT unified_id) FILTER (WHERE status = 'completed') AS customers,
-        count(DISTINCT unified_id) FILTER (WHERE status = 'completed' AND first_day = day) AS new_customers,
-        count(DISTINCT unified_id) FILTER (WHERE status = 'completed' AND first_day < day) AS returning_customers,
-        sum(revenue) FILTER (WHERE status = 'completed' AND channel IN ('web', 'app')) AS online_revenue
-    FROM order_facts
-    GROUP BY day
-),
-sales AS (
-    SELECT * FROM sales_by_channel
-    UNION ALL
-    SELECT * FROM sales_all
 ),
 sessions AS (
     SELECT
@@ -81,18 +66,12 @@ traffic AS (
         count(DISTINCT visitor) AS visitors,
         count(*) FILTER (WHERE events = 1) AS bounces,
         count(*) FILTER (WHERE reached_checkout) AS converted_sessions
-    FROM sessions
+    FROM (
+        SELECT day, channel, events, reached_checkout, visitor FROM sessions
+        UNION ALL
+        SELECT day, 'all', events, reached_checkout, visitor FROM sessions
+    ) AS both_levels
     GROUP BY day, channel
-    UNION ALL
-    SELECT
-        day,
-        'all',
-        count(*),
-        count(DISTINCT visitor),
-        count(*) FILTER (WHERE events = 1),
-        count(*) FILTER (WHERE reached_checkout)
-    FROM sessions
-    GROUP BY day
 ),
 email AS (
     SELECT
