@@ -105,11 +105,12 @@ pub fn marts(bench: &PeerBench, out: &Path) -> Result<()> {
 
     let last_run_seconds = || -> Result<f64> {
         Ok(scalar(
-            "SELECT CAST((to_unixtime(finished_at) - to_unixtime(started_at)) * 1000 AS BIGINT) \
+            // Microseconds: to_unixtime() would round to whole seconds.
+            "SELECT CAST(finished_at AS BIGINT) - CAST(started_at AS BIGINT) \
              FROM hub.runs ORDER BY started_at DESC LIMIT 1",
         )?
         .parse::<f64>()?
-            / 1000.0)
+            / 1e6)
     };
     let sql_dir = bench.project.join("sql");
     let script = bench.project.join("benches/peers/marts.py");
