@@ -4,6 +4,7 @@
 //! memory, and reads per-model timings and row counts back from `hub.model_runs`.
 
 mod flight;
+mod marts;
 mod stitch;
 
 use std::path::{Path, PathBuf};
@@ -43,20 +44,8 @@ enum Bench {
     /// Stitch the identity graph of a scale with cdphub's stitch() and, over the same edges,
     /// with iterative SQL label propagation on DuckDB; report medians and the ratio.
     Stitch {
-        #[arg(long, default_value_t = 1.0)]
-        scale: f64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Timed repetitions of each side (the median is reported).
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-        #[arg(long)]
-        cdphub: Option<PathBuf>,
-        #[arg(long, default_value = ".")]
-        project: PathBuf,
-        /// Python with duckdb installed (default: <project>/.venv/bin/python).
-        #[arg(long)]
-        python: Option<PathBuf>,
+        #[command(flatten)]
+        peer: PeerArgs,
         #[arg(long, default_value = "bench-results/stitch.json")]
         out: PathBuf,
     },
@@ -85,6 +74,48 @@ enum Bench {
         #[arg(long, default_value = "bench-results/flight.json")]
         out: PathBuf,
     },
+    /// Build the customer marts with cdphub and the same SQL on DuckDB over the same staged
+    /// inputs (exported to Parquet); report medians, the ratio and peak memory.
+    Marts {
+        #[command(flatten)]
+        peer: PeerArgs,
+        #[arg(long, default_value = "bench-results/marts.json")]
+        out: PathBuf,
+    },
+}
+
+/// The options of a benchmark against a DuckDB peer.
+#[derive(clap::Args)]
+struct PeerArgs {
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Timed repetitions of each side (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    #[arg(long)]
+    cdphub: Option<PathBuf>,
+    #[arg(long, default_value = ".")]
+    project: PathBuf,
+    /// Python with duckdb installed (default: <project>/.venv/bin/python).
+    #[arg(long)]
+    python: Option<PathBuf>,
+}
+
+impl PeerArgs {
+    fn bench(self) -> Result<stitch::PeerBench> {
+        Ok(stitch::PeerBench {
+            scale: self.scale,
+            seed: self.seed,
+            repeat: self.repeat,
+            cdphub: cdphub_binary(self.cdphub)?,
+            python: self
+                .python
+                .unwrap_or_else(|| self.project.join(".venv/bin/python")),
+            project: self.project,
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -124,25 +155,8 @@ fn main() -> Result<()> {
             project,
             out,
         } => pipeline(scale, seed, cdphub, &project, &out),
-        Bench::Stitch {
-            scale,
-            seed,
-            repeat,
-            cdphub,
-            project,
-            python,
-            out,
-        } => stitch::stitch(
-            &stitch::StitchBench {
-                scale,
-                seed,
-                repeat,
-                cdphub: cdphub_binary(cdphub)?,
-                python: python.unwrap_or_else(|| project.join(".venv/bin/python")),
-                project: project.clone(),
-            },
-            &out,
-        ),
+        Bench::Stitch { peer, out } => stitch::stitch(&peer.bench()?, &out),
+        Bench::Marts { peer, out } => marts::marts(&peer.bench()?, &out),
         Bench::Flight {
             scale,
             seed,

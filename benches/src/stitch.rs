@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::{measured, peak};
 
-pub struct StitchBench {
+/// A benchmark against a DuckDB peer in the project virtualenv.
+pub struct PeerBench {
     pub scale: f64,
     pub seed: u64,
     pub repeat: usize,
@@ -42,33 +43,41 @@ struct StitchReport {
     speedup: f64,
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted[sorted.len() / 2]
 }
 
-pub fn stitch(bench: &StitchBench, out: &Path) -> Result<()> {
-    if !bench.python.exists() {
-        bail!(
-            "{} not found: run `scripts/s3-server.sh install` to create the project virtualenv (it installs duckdb)",
-            bench.python.display()
-        );
+impl PeerBench {
+    /// Checks that the peer can run; a work folder and the path of its lake.
+    pub(crate) fn prepare(&self) -> Result<(tempfile::TempDir, PathBuf)> {
+        if !self.python.exists() {
+            bail!(
+                "{} not found: run `scripts/s3-server.sh install` to create the project virtualenv (it installs duckdb)",
+                self.python.display()
+            );
+        }
+        let work = tempfile::tempdir().context("temp dir for the benchmark lake")?;
+        let lake = work.path().join("lake");
+        Ok((work, lake))
     }
-    let work = tempfile::tempdir().context("temp dir for the benchmark lake")?;
-    let lake = work.path().join("lake");
-    let cdphub = |args: &[&str]| {
-        let mut command = Command::new(&bench.cdphub);
+
+    /// `cdphub --project <project> --lake <lake> <args>`.
+    pub(crate) fn cdphub(&self, lake: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.cdphub);
         command
             .arg("--project")
-            .arg(&bench.project)
+            .arg(&self.project)
             .arg("--lake")
-            .arg(&lake)
+            .arg(lake)
             .args(args);
         command
-    };
-    let run = |args: &[&str]| -> Result<String> {
-        let output = cdphub(args).output()?;
+    }
+
+    /// Runs cdphub to success and returns what it printed.
+    pub(crate) fn run(&self, lake: &Path, args: &[&str]) -> Result<String> {
+        let output = self.cdphub(lake, args).output()?;
         if !output.status.success() {
             bail!(
                 "cdphub {args:?} failed:\n{}",
@@ -76,7 +85,13 @@ pub fn stitch(bench: &StitchBench, out: &Path) -> Result<()> {
             );
         }
         Ok(String::from_utf8(output.stdout)?)
-    };
+    }
+}
+
+pub fn stitch(bench: &PeerBench, out: &Path) -> Result<()> {
+    let (work, lake) = bench.prepare()?;
+    let cdphub = |args: &[&str]| bench.cdphub(&lake, args);
+    let run = |args: &[&str]| bench.run(&lake, args);
     let scale = bench.scale.to_string();
     let seed = bench.seed.to_string();
     eprintln!("generating scale {scale} and building identity.links ...");

@@ -49,6 +49,39 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage the Flight SQL users in cdphub.toml (password hashes only).
     User(UserArgs),
+    /// Export data out of the hub (audiences for activation).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub action: ExportAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportAction {
+    /// Write an audience (a model in sql/marts/audiences/) with unified_id and the contact
+    /// fields its consent purpose allows, to a file path, file:// or s3:// URL.
+    Audience(ExportAudienceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportAudienceArgs {
+    /// The audience: `win_back` for sql/marts/audiences/audience_win_back.sql.
+    pub name: String,
+    /// Where to write: a file path, file:///abs/file.csv, s3://bucket/key.parquet, or a
+    /// folder ending in `/` (the file is then named after the audience).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Parquet,
 }
 
 #[derive(Debug, Args)]

@@ -119,3 +119,13 @@ impl cdphub_datagen::Progress for GenerateBar {
         }
     }
 }
+
+/// A bar over the rows of an export.
+pub fn rows_bar(total: u64, prefix: &str) -> ProgressBar {
+    let new = bar(
+        total,
+        "{spinner} {prefix} [{bar:30}] {pos}/{len} rows {elapsed_precise}",
+    );
+    new.set_prefix(prefix.to_string());
+    new
+}

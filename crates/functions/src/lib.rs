@@ -1,10 +1,13 @@
 //! The SQL functions cdphub adds to every DataFusion session (CLI, model runner, Flight
-//! server): identifier cleaning, identity stitching, survivorship and run context.
+//! server): identifier cleaning, identity stitching, survivorship, run context, lifetime
+//! value (BG/NBD and Gamma-Gamma) and the analysis date.
 
+pub mod analytics;
 pub mod cleaning;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod ltv;
 pub mod ranking;
 pub mod run_context;
 pub mod survive;
@@ -13,6 +16,7 @@ use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 
+pub use analytics::AnalyticsConfig;
 pub use config::{IdentityConfig, StitchRules};
 pub use error::{FunctionError, Result};
 
@@ -38,5 +42,13 @@ pub fn register_all(ctx: &SessionContext, config: &IdentityConfig, origin: &str)
     }
     ctx.register_udaf(survive::Survive::udaf(config.source_priority.clone()));
     ctx.register_udtf("stitch", Arc::new(StitchFunction::new(config.clone())));
+    // Lifetime value, and analysis_date() as NULL until analytics::register sets it.
+    for udaf in ltv::aggregate_functions() {
+        ctx.register_udaf(udaf);
+    }
+    for udf in ltv::scalar_functions() {
+        ctx.register_udf(udf);
+    }
+    analytics::register(ctx, &AnalyticsConfig::default());
     Ok(())
 }

@@ -209,5 +209,6 @@ pub fn new_session(lake: &Lake, project: &Project) -> Result<SessionContext> {
     let origin = project.config_path.display().to_string();
     cdphub_functions::register_all(&ctx, &project.config.identity, &origin)
         .map_err(|e| crate::config::identity_config_error(&project.config_path, e))?;
+    cdphub_functions::analytics::register(&ctx, &project.config.analytics);
     Ok(ctx)
 }

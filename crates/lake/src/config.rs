@@ -37,6 +37,9 @@ pub struct Config {
     /// Columns holding personal data, masked for roles without `pii`.
     #[serde(default)]
     pub pii: PiiConfig,
+    /// Settings of the customer marts (the analysis date).
+    #[serde(default)]
+    pub analytics: cdphub_functions::AnalyticsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +265,16 @@ impl Config {
                 "a whole number of at least 1",
             )?;
         }
+        if let Some(value) = env("CDPHUB_ANALYTICS_AS_OF") {
+            let date = cdphub_functions::analytics::parse_as_of(&value).map_err(|message| {
+                LakeError::ConfigValue {
+                    key: "CDPHUB_ANALYTICS_AS_OF".to_string(),
+                    origin: "environment".to_string(),
+                    message,
+                }
+            })?;
+            self.analytics.as_of = Some(date);
+        }
         if let Some(value) = env("CDPHUB_RUN_MAX_PARALLEL_MODELS") {
             self.run.max_parallel_models = parse_env_value(
                 "CDPHUB_RUN_MAX_PARALLEL_MODELS",
@@ -473,6 +486,37 @@ table-columns = ["staging.identities.id_value"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("CDPHUB_SERVER_QUERY_MEMORY_LIMIT"), "{err}");
+    }
+
+    #[test]
+    fn analytics_as_of_from_file_and_env() {
+        let config = parse("[analytics]\nas-of = \"2026-06-30\"\n").unwrap();
+        assert_eq!(config.analytics.as_of.unwrap().to_string(), "2026-06-30");
+        let err = parse("[analytics]\nas-of = \"30/06/2026\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cdphub.toml") && err.contains("as-of"),
+            "{err}"
+        );
+        assert!(err.contains("YYYY-MM-DD"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "").unwrap();
+        let env = |key: &str| (key == "CDPHUB_ANALYTICS_AS_OF").then(|| "2025-12-31".to_string());
+        let project = Project::load_with_env(dir.path(), &Overrides::default(), env).unwrap();
+        assert_eq!(
+            project.config.analytics.as_of.unwrap().to_string(),
+            "2025-12-31"
+        );
+        let env = |key: &str| (key == "CDPHUB_ANALYTICS_AS_OF").then(|| "tomorrow".to_string());
+        let err = Project::load_with_env(dir.path(), &Overrides::default(), env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CDPHUB_ANALYTICS_AS_OF") && err.contains("YYYY-MM-DD"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The model runner: discovers `sql/`, orders the graph, tests and publishes each model.
 
+pub mod audience;
 pub mod data_tests;
 pub mod error;
 pub mod graph;

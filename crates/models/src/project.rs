@@ -52,6 +52,8 @@ pub struct ModelSettings {
     pub unique_key: Vec<String>,
     #[serde(default)]
     pub tests: DataTests,
+    /// Set for audiences (`sql/marts/audiences/`): the consent purpose they are for.
+    pub audience: Option<crate::audience::AudienceSettings>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -127,11 +129,15 @@ impl Model {
         })?;
         let function_reads = function_table_arguments(&sql);
         let settings_path = path.with_extension("toml");
-        let settings = if settings_path.exists() {
+        let mut settings = if settings_path.exists() {
             load_settings(&settings_path)?
         } else {
             ModelSettings::default()
         };
+        let in_audiences = path
+            .strip_prefix(models_dir)
+            .is_ok_and(crate::audience::in_audience_folder);
+        crate::audience::check(&name, in_audiences, &mut settings, &settings_path)?;
         let mut test_reads = Vec::new();
         for relationship in &settings.tests.relationships {
             test_reads.push(TableReference::from(relationship.to.as_str()));

@@ -1,6 +1,7 @@
 //! One module per subcommand; shared set-up (project, lake, catalog, graph) lives here.
 
 mod demo;
+mod export;
 mod identity;
 mod models;
 mod query;
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Identity(args) => identity::identity(&workspace, args).await,
         Command::Serve(args) => serve::serve(&workspace, &args).await,
         Command::User(args) => user::user(&workspace, args.action),
+        Command::Export(args) => export::export(&workspace, args).await,
     }
 }
 

@@ -152,6 +152,15 @@ pub const MODEL_TABLES: &[&str] = &[
     "staging.ad_spend",
     "staging.consents",
     "marts.daily_revenue",
+    "staging.web_sessions",
+    "staging.email_events",
+    "marts.customer_consents",
+    "marts.customer_traits",
+    "marts.purchase_summary",
+    "marts.rfm_scores",
+    "marts.ltv_model",
+    "marts.customer_ltv",
+    "marts.daily_kpis",
 ];
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -3,6 +3,7 @@
 mod bad_input;
 mod common;
 mod identity;
+mod marts;
 mod pipeline;
 mod s3;
 mod users;

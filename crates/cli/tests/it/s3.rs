@@ -51,6 +51,21 @@ fn s3_lake_publishes_the_same_tables_as_local_disk() {
         assert!(a.len() > 1, "{table} is empty");
         assert!(a == b, "{table} differs between local disk and s3://");
     }
+    // Audiences export to s3:// with the lake's S3 settings; the same people as on disk.
+    let bucket = std::env::var("CDPHUB_TEST_S3_BUCKET").unwrap_or_else(|_| "cdphub-test".into());
+    let target = format!("s3://{bucket}/exports-{}-{}/", std::process::id(), nanos());
+    let out = remote.ok(&["export", "audience", "win_back", "--to", &target]);
+    assert!(out.contains(&format!("to {target}win_back.csv")), "{out}");
+    let local_file = local.path("win_back.csv");
+    let local_out = local.ok(&[
+        "export",
+        "audience",
+        "win_back",
+        "--to",
+        local_file.to_str().unwrap(),
+    ]);
+    let people = |text: &str| text.split(" of the ").next().map(str::to_string);
+    assert_eq!(people(&out), people(&local_out));
     // A second run commits version 1 on S3 too (conditional put of the next log entry).
     remote.ok(&["run", "--select", "staging.orders"]);
     assert_eq!(
