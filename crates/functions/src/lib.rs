@@ -1,6 +1,8 @@
 //! The SQL functions cdphub adds to every DataFusion session (CLI, model runner, Flight
-//! server): identifier cleaning, identity stitching, survivorship and run context.
+//! server): identifier cleaning, identity stitching, survivorship, run context and (through
+//! [`register_attribution`]) marketing attribution.
 
+pub mod attribution;
 pub mod cleaning;
 pub mod config;
 pub mod error;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 
+pub use attribution::{AttributionSettings, register as register_attribution};
 pub use config::{IdentityConfig, StitchRules};
 pub use error::{FunctionError, Result};
 

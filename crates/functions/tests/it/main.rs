@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use cdphub_functions::{IdentityConfig, register_all};
+use cdphub_functions::{AttributionSettings, IdentityConfig, register_all, register_attribution};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
@@ -84,6 +84,8 @@ async fn sql_logic_tests() {
                 ..IdentityConfig::default()
             };
             register_all(&ctx, &config, "test config").map_err(DataFusionError::from)?;
+            register_attribution(&ctx, &AttributionSettings::default(), "test config")
+                .map_err(DataFusionError::from)?;
             Ok(Session { ctx })
         });
         runner.with_column_validator(any_types);
