@@ -1,5 +1,7 @@
 //! Runs every `tests/slt/*.slt` file against a session with cdphub's functions.
 
+mod attribution;
+
 use std::path::PathBuf;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
