@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+mod attribution;
 mod stitch;
 
 #[derive(Parser)]
@@ -57,6 +58,26 @@ enum Bench {
         #[arg(long)]
         python: Option<PathBuf>,
         #[arg(long, default_value = "bench-results/stitch.json")]
+        out: PathBuf,
+    },
+    /// Time every attribution model over the demo journeys of a scale, and the rule models as
+    /// SQL on DuckDB over the same journeys; report medians, ratios and peak memory.
+    Attribution {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Timed repetitions of each model on each side (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        #[arg(long)]
+        cdphub: Option<PathBuf>,
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// Python with duckdb installed (default: <project>/.venv/bin/python).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "bench-results/attribution.json")]
         out: PathBuf,
     },
 }
@@ -108,6 +129,25 @@ fn main() -> Result<()> {
             out,
         } => stitch::stitch(
             &stitch::StitchBench {
+                scale,
+                seed,
+                repeat,
+                cdphub: cdphub_binary(cdphub)?,
+                python: python.unwrap_or_else(|| project.join(".venv/bin/python")),
+                project: project.clone(),
+            },
+            &out,
+        ),
+        Bench::Attribution {
+            scale,
+            seed,
+            repeat,
+            cdphub,
+            project,
+            python,
+            out,
+        } => attribution::attribution(
+            &attribution::AttributionBench {
                 scale,
                 seed,
                 repeat,
