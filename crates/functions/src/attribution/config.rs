@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{FunctionError, Result};
 
+/// Longest lookback window, in days (ten years).
+pub const MAX_LOOKBACK_DAYS: u32 = 3650;
+
 /// What a touchpoint's channel is when no channel rule matches it.
 pub const UNASSIGNED_CHANNEL: &str = "unassigned";
 
@@ -181,10 +184,10 @@ impl AttributionSettings {
             origin: origin.to_string(),
             message,
         };
-        if self.lookback_days == 0 {
+        if !(1..=MAX_LOOKBACK_DAYS).contains(&self.lookback_days) {
             return Err(invalid(
                 "lookback-days",
-                "must be at least 1 day, such as 30".into(),
+                format!("must be at least 1 day and at most {MAX_LOOKBACK_DAYS}, such as 30"),
             ));
         }
         if self.max_steps == 0 {
@@ -354,6 +357,7 @@ mod tests {
             ),
             ("half-life-days = -3", "attribution.half-life-days", "positive"),
             ("lookback-days = 0", "attribution.lookback-days", "at least 1"),
+            ("lookback-days = 5000", "attribution.lookback-days", "at most 3650"),
             ("max-steps = 0", "attribution.max-steps", "at least 1"),
             ("conversion = { statuses = [] }", "attribution.conversion.statuses", "at least one"),
             (

@@ -288,6 +288,7 @@ pub(crate) fn register(ctx: &datafusion::prelude::SessionContext, config: &Arc<C
         min_revenue: settings.conversion.min_revenue,
         signature: Signature::user_defined(Volatility::Immutable),
     }));
+    // compile() bounds the days to ten years, far inside i32.
     let lookback = IntervalMonthDayNano::new(0, settings.lookback_days as i32, 0);
     ctx.register_udf(constant(
         "attribution_lookback",

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use cdphub_attribution::{AttributionConfig, Attributor, PathSet};
 use cdphub_functions::{AttributionSettings, register_attribution};
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Float64Type;
 use datafusion::prelude::SessionContext;
 use proptest::prelude::*;
