@@ -137,7 +137,17 @@ fn attribution_marts_credit_every_conversion_once_per_model() {
         "SELECT channel FROM marts.channel_attribution WHERE model = 'markov' AND conversions > 0 \
          AND channel IN ('paid_search', 'paid_social', 'display', 'affiliate', 'email')",
     );
-    assert_eq!(paid.len(), 5, "{paid:?}");
+    assert_eq!(
+        paid,
+        [
+            "affiliate",
+            "channel",
+            "display",
+            "email",
+            "paid_search",
+            "paid_social"
+        ]
+    );
 
     // Campaigns: spend is the ad platforms', ROAS and CPA follow from it.
     assert_eq!(
