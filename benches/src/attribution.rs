@@ -173,7 +173,9 @@ async fn run_cdphub(journeys: &Path, repeat: usize) -> Result<CdphubRun> {
     register_all(&ctx, &IdentityConfig::default(), "benchmark")?;
     register_attribution(&ctx, &AttributionSettings::default(), "benchmark")?;
     let path = journeys.to_str().context("utf-8 path")?;
-    let frame = ctx.read_parquet(path, ParquetReadOptions::default()).await?;
+    let frame = ctx
+        .read_parquet(path, ParquetReadOptions::default())
+        .await?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await?;
     // One partition per core, as DuckDB uses every core.
@@ -211,7 +213,10 @@ async fn run_cdphub(journeys: &Path, repeat: usize) -> Result<CdphubRun> {
         let sql = cdphub_sql(model);
         for _ in 0..repeat {
             let (seconds, batches) = timed(&ctx, &sql).await?;
-            run.seconds.entry(model.to_string()).or_default().push(seconds);
+            run.seconds
+                .entry(model.to_string())
+                .or_default()
+                .push(seconds);
             run.totals
                 .insert(model.to_string(), channel_totals(&batches)?);
         }
@@ -321,7 +326,11 @@ pub fn attribution(bench: &AttributionBench, out: &Path) -> Result<()> {
     let result = work.path().join("peer.json");
     let mut command = Command::new(&bench.python);
     command
-        .arg(bench.project.join("benches/peers/attribution_heuristics.py"))
+        .arg(
+            bench
+                .project
+                .join("benches/peers/attribution_heuristics.py"),
+        )
         .arg(&journeys)
         .arg(bench.repeat.to_string())
         .arg(defaults.half_life_days.to_string())
@@ -346,7 +355,11 @@ pub fn attribution(bench: &AttributionBench, out: &Path) -> Result<()> {
         if let Some(channels) = peer_model["channels"].as_object() {
             let mine = &ours.totals[*model];
             if channels.len() != mine.len() {
-                bail!("{model}: DuckDB credits {} channels, cdphub {}", channels.len(), mine.len());
+                bail!(
+                    "{model}: DuckDB credits {} channels, cdphub {}",
+                    channels.len(),
+                    mine.len()
+                );
             }
             for (channel, values) in channels {
                 let (conversions, revenue) = mine
@@ -389,7 +402,10 @@ pub fn attribution(bench: &AttributionBench, out: &Path) -> Result<()> {
         models,
         cdphub_peak_rss_mib: cdphub_peak,
         duckdb_peak_rss_mib: peak(&samples),
-        duckdb_version: peer["duckdb_version"].as_str().unwrap_or_default().to_string(),
+        duckdb_version: peer["duckdb_version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         duckdb_threads: peer["threads"].to_string(),
         max_relative_difference: worst,
     };

@@ -34,7 +34,10 @@ fn attribution_marts_credit_every_conversion_once_per_model() {
         "marts.attribution_credits",
         "marts.campaign_performance",
     ] {
-        assert!(tables.contains(mart), "{mart} missing after the demo:\n{tables}");
+        assert!(
+            tables.contains(mart),
+            "{mart} missing after the demo:\n{tables}"
+        );
     }
 
     // Journeys: some converted, some not; each conversion is a completed order.
@@ -187,7 +190,10 @@ fn journey_rules_come_from_the_config() {
             "models = [\"last_touch\", \"shapley\"]",
         );
     assert!(config.contains("max-steps = 2"), "cdphub.toml changed");
-    assert!(config.contains("models = [\"last_touch\""), "cdphub.toml changed");
+    assert!(
+        config.contains("models = [\"last_touch\""),
+        "cdphub.toml changed"
+    );
     project.write("cdphub.toml", &config);
     project.generate();
     project.ok(&["run", "--select", "+marts.channel_attribution"]);
@@ -217,7 +223,11 @@ fn attribution_config_errors_name_the_file_and_the_key() {
     let project = TestProject::new();
     let base = std::fs::read_to_string(project.path("cdphub.toml")).unwrap();
     let cases = [
-        ("half-life-days = 7.0", "half-life-days = -2", "attribution.half-life-days: time-decay half-life of -2 days: it must be a positive"),
+        (
+            "half-life-days = 7.0",
+            "half-life-days = -2",
+            "attribution.half-life-days: time-decay half-life of -2 days: it must be a positive",
+        ),
         (
             "position-weights = { first = 0.4, middle = 0.2, last = 0.4 }",
             "position-weights = { first = 0.4, middle = 0.3, last = 0.4 }",

@@ -27,8 +27,7 @@ use datafusion::physical_expr::expressions::Literal;
 use super::journey::list_of;
 use super::settings::{coerce, is_number, is_text};
 
-const USAGE: &str =
-    "attribute(path, conversions, non_conversions [, revenue], model), path being a list of channel names";
+const USAGE: &str = "attribute(path, conversions, non_conversions [, revenue], model), path being a list of channel names";
 
 fn channel_fields() -> Fields {
     Fields::from(vec![
@@ -94,7 +93,11 @@ impl AggregateUDFImpl for Attribute {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let path = ("path", is_text_list as fn(&DataType) -> bool, list_of(DataType::Utf8));
+        let path = (
+            "path",
+            is_text_list as fn(&DataType) -> bool,
+            list_of(DataType::Utf8),
+        );
         let count = |what| (what, is_number as fn(&DataType) -> bool, DataType::Float64);
         let model = ("model", is_text as fn(&DataType) -> bool, DataType::Utf8);
         let mut expected = vec![path, count("conversions"), count("non_conversions")];
@@ -136,7 +139,11 @@ impl AggregateUDFImpl for Attribute {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let field = |name: &str, data_type: DataType| {
-            Arc::new(Field::new(format!("{}[{name}]", args.name), data_type, true))
+            Arc::new(Field::new(
+                format!("{}[{name}]", args.name),
+                data_type,
+                true,
+            ))
         };
         Ok(vec![
             field("paths", list_of(list_of(DataType::Utf8))),

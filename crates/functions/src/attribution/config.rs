@@ -111,7 +111,11 @@ const PAID_MEDIUMS: &str = r"^(cpc|ppc|cpm|paid.*)$";
 /// organic search and organic social by medium or referrer; referral for any other referrer;
 /// direct for the rest.
 pub fn default_channel_rules() -> Vec<ChannelRule> {
-    let rule = |channel: &str, kind: Option<&str>, source: Option<&str>, medium: Option<&str>, referrer: Option<&str>| {
+    let rule = |channel: &str,
+                kind: Option<&str>,
+                source: Option<&str>,
+                medium: Option<&str>,
+                referrer: Option<&str>| {
         ChannelRule {
             channel: channel.to_string(),
             kind: kind.map(str::to_string),
@@ -122,16 +126,52 @@ pub fn default_channel_rules() -> Vec<ChannelRule> {
     };
     vec![
         rule("email", Some("^email_"), None, None, None),
-        rule("paid_social", None, None, Some(r"^(paid[-_ ]?social|social[-_ ]?paid)$"), None),
-        rule("paid_social", None, Some(SOCIAL_SOURCES), Some(PAID_MEDIUMS), None),
-        rule("paid_search", None, None, Some(r"^(cpc|ppc|paid[-_ ]?search|sem)$"), None),
-        rule("display", None, None, Some(r"^(display|banner|cpm|programmatic)$"), None),
+        rule(
+            "paid_social",
+            None,
+            None,
+            Some(r"^(paid[-_ ]?social|social[-_ ]?paid)$"),
+            None,
+        ),
+        rule(
+            "paid_social",
+            None,
+            Some(SOCIAL_SOURCES),
+            Some(PAID_MEDIUMS),
+            None,
+        ),
+        rule(
+            "paid_search",
+            None,
+            None,
+            Some(r"^(cpc|ppc|paid[-_ ]?search|sem)$"),
+            None,
+        ),
+        rule(
+            "display",
+            None,
+            None,
+            Some(r"^(display|banner|cpm|programmatic)$"),
+            None,
+        ),
         rule("affiliate", None, None, Some(r"^affiliates?$"), None),
         rule("email", None, None, Some(r"^e[-_ ]?mail$"), None),
-        rule("email", None, Some(r"^(newsletter|e[-_ ]?mail)$"), None, None),
+        rule(
+            "email",
+            None,
+            Some(r"^(newsletter|e[-_ ]?mail)$"),
+            None,
+            None,
+        ),
         rule("organic_search", None, None, Some("^organic$"), None),
         rule("organic_search", None, None, None, Some(SEARCH_ENGINES)),
-        rule("organic_social", None, None, Some(r"^(social|social[-_ ]?(media|network)|sm)$"), None),
+        rule(
+            "organic_social",
+            None,
+            None,
+            Some(r"^(social|social[-_ ]?(media|network)|sm)$"),
+            None,
+        ),
         rule("organic_social", None, None, None, Some(SOCIAL_SITES)),
         rule("referral", None, None, Some("^referral$"), None),
         rule("referral", None, None, None, Some(".")),
@@ -311,12 +351,18 @@ mod tests {
         let cases = [
             (["email_open", "", "", ""], "email"),
             (["visit", "google", "cpc", "google.com"], "paid_search"),
-            (["visit", "facebook", "paid_social", "facebook.com"], "paid_social"),
+            (
+                ["visit", "facebook", "paid_social", "facebook.com"],
+                "paid_social",
+            ),
             (["visit", "instagram", "CPC", ""], "paid_social"),
             (["visit", "criteo", "display", "lemonde.fr"], "display"),
             (["visit", "awin", "affiliate", "ma-reduc.com"], "affiliate"),
             (["visit", "newsletter", "email", ""], "email"),
-            (["visit", "", "", "https://www.google.fr/"], "organic_search"),
+            (
+                ["visit", "", "", "https://www.google.fr/"],
+                "organic_search",
+            ),
             (["visit", "", "", "instagram.com"], "organic_social"),
             (["visit", "", "", "https://t.co/x"], "referral"),
             (["visit", "", "", "blog-mode.fr"], "referral"),
@@ -346,26 +392,58 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_the_key() {
         let cases = [
-            ("models = [\"linear\", \"u_shaped\"]", "attribution.models", "u_shaped"),
-            ("models = [\"linear\", \"LINEAR\"]", "attribution.models", "listed twice"),
+            (
+                "models = [\"linear\", \"u_shaped\"]",
+                "attribution.models",
+                "u_shaped",
+            ),
+            (
+                "models = [\"linear\", \"LINEAR\"]",
+                "attribution.models",
+                "listed twice",
+            ),
             ("models = []", "attribution.models", "at least one"),
-            ("models = [\"markov_4\"]", "attribution.models", "Markov order 4"),
+            (
+                "models = [\"markov_4\"]",
+                "attribution.models",
+                "Markov order 4",
+            ),
             (
                 "position-weights = { first = 0.5, middle = 0.2, last = 0.4 }",
                 "attribution.position-weights",
                 "do not sum to 1",
             ),
-            ("half-life-days = -3", "attribution.half-life-days", "positive"),
-            ("lookback-days = 0", "attribution.lookback-days", "at least 1"),
-            ("lookback-days = 5000", "attribution.lookback-days", "at most 3650"),
+            (
+                "half-life-days = -3",
+                "attribution.half-life-days",
+                "positive",
+            ),
+            (
+                "lookback-days = 0",
+                "attribution.lookback-days",
+                "at least 1",
+            ),
+            (
+                "lookback-days = 5000",
+                "attribution.lookback-days",
+                "at most 3650",
+            ),
             ("max-steps = 0", "attribution.max-steps", "at least 1"),
-            ("conversion = { statuses = [] }", "attribution.conversion.statuses", "at least one"),
+            (
+                "conversion = { statuses = [] }",
+                "attribution.conversion.statuses",
+                "at least one",
+            ),
             (
                 "[[channel-rules]]\nchannel = \"x\"\nreferrer = \"(\"",
                 "attribution.channel-rules[0].referrer",
                 "not a valid regular expression",
             ),
-            ("markov = { max-sweeps = 0 }", "attribution.markov.max-sweeps", "sweep"),
+            (
+                "markov = { max-sweeps = 0 }",
+                "attribution.markov.max-sweeps",
+                "sweep",
+            ),
         ];
         for (text, key, problem) in cases {
             let message = error(text);

@@ -237,14 +237,35 @@ impl ScalarUDFImpl for AttributeJourney {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let channels = ("channels", is_text_list as fn(&DataType) -> bool, list_of(DataType::Utf8));
-        let revenue = ("revenue", is_number as fn(&DataType) -> bool, DataType::Float64);
+        let channels = (
+            "channels",
+            is_text_list as fn(&DataType) -> bool,
+            list_of(DataType::Utf8),
+        );
+        let revenue = (
+            "revenue",
+            is_number as fn(&DataType) -> bool,
+            DataType::Float64,
+        );
         let model = ("model", is_text as fn(&DataType) -> bool, DataType::Utf8);
         if arg_types.len() == 3 {
-            coerce("attribute_journey", JOURNEY_USAGE, arg_types, &[channels, revenue, model])
+            coerce(
+                "attribute_journey",
+                JOURNEY_USAGE,
+                arg_types,
+                &[channels, revenue, model],
+            )
         } else {
-            let times = ("touched_at", is_timestamp_list as fn(&DataType) -> bool, list_of(timestamp_type()));
-            let converted = ("converted_at", is_timestamp as fn(&DataType) -> bool, timestamp_type());
+            let times = (
+                "touched_at",
+                is_timestamp_list as fn(&DataType) -> bool,
+                list_of(timestamp_type()),
+            );
+            let converted = (
+                "converted_at",
+                is_timestamp as fn(&DataType) -> bool,
+                timestamp_type(),
+            );
             coerce(
                 "attribute_journey",
                 JOURNEY_USAGE,
@@ -306,7 +327,8 @@ impl ScalarUDFImpl for AttributeJourney {
                     touch_times.resize(channels.len(), 0);
                 } else {
                     let stamps = times.value(row);
-                    let stamps = stamps.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+                    let stamps =
+                        stamps.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
                     if stamps.null_count() > 0 && attributor.model() == Model::TimeDecay {
                         return exec_err!(
                             "attribute_journey: time_decay needs every touchpoint's time; a touched_at list holds NULL"
@@ -444,9 +466,12 @@ impl ScalarUDFImpl for CreditPath {
                 revenue.value(row)
             };
             credits
-                .spread(&channels, amount, &|| "credit_path".to_string(), |channel| {
-                    cache.values.get(channel).copied().unwrap_or(0.0)
-                })
+                .spread(
+                    &channels,
+                    amount,
+                    &|| "credit_path".to_string(),
+                    |channel| cache.values.get(channel).copied().unwrap_or(0.0),
+                )
                 .or_else(|e| exec_err!("credit_path: {e}"))?;
             out.push(first_name, &credits, !revenue.is_null(row));
         }

@@ -222,7 +222,8 @@ impl ScalarUDFImpl for IsConversion {
             .expect("cast to Float64");
         let listed = |list: &[String], value: &str| {
             let value = value.trim();
-            list.iter().any(|item| item.trim().eq_ignore_ascii_case(value))
+            list.iter()
+                .any(|item| item.trim().eq_ignore_ascii_case(value))
         };
         let mut out = BooleanBuilder::with_capacity(rows);
         for row in 0..rows {
@@ -276,7 +277,10 @@ impl TableFunctionImpl for ModelsFunction {
 }
 
 /// Registers the settings functions of a checked `[attribution]` section.
-pub(crate) fn register(ctx: &datafusion::prelude::SessionContext, config: &Arc<CompiledAttribution>) {
+pub(crate) fn register(
+    ctx: &datafusion::prelude::SessionContext,
+    config: &Arc<CompiledAttribution>,
+) {
     let settings = &config.settings;
     ctx.register_udf(ScalarUDF::new_from_impl(ChannelGroup {
         config: config.clone(),
