@@ -4,6 +4,7 @@
 #        benches/run.sh stitch --scale 10 [--repeat 3] [--out bench-results/stitch-s10.json]
 #        benches/run.sh flight --scale 1 [--rows 5000000] [--clients 32] [--seconds 60]
 #        benches/run.sh marts --scale 1 [--repeat 3] [--out bench-results/marts-s1.json]
+#        benches/run.sh attribution --scale 1 [--repeat 5] [--out bench-results/attribution-s1.json]
 set -euo pipefail
 REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$REPO_ROOT"

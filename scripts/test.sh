@@ -36,7 +36,8 @@ cargo test --workspace --all-targets
 
 step "Flight SQL with real clients (ADBC, pyarrow.flight, SQLAlchemy, pandas) against cdphub serve"
 # The debug binary built by `cargo test` above; each test session starts its own servers on
-# free loopback ports, over a scale-0.01 demo lake in a temporary directory.
-cargo build -p cdphub
+# free loopback ports, over a scale-0.01 demo lake in a temporary directory. (The same
+# package set as above, so nothing is rebuilt with other features.)
+cargo test --workspace --all-targets --no-run
 CDPHUB_BIN="$CARGO_TARGET_DIR/debug/cdphub" .venv/bin/python -m pytest -q -p no:cacheprovider \
     crates/flight/tests/python

@@ -3,6 +3,7 @@
 //! It drives the release `cdphub` binary as a child process, samples the child's resident
 //! memory, and reads per-model timings and row counts back from `hub.model_runs`.
 
+mod attribution;
 mod flight;
 mod marts;
 mod stitch;
@@ -80,6 +81,14 @@ enum Bench {
         #[command(flatten)]
         peer: PeerArgs,
         #[arg(long, default_value = "bench-results/marts.json")]
+        out: PathBuf,
+    },
+    /// Time every attribution model over the demo journeys of a scale, and the rule models as
+    /// SQL on DuckDB over the same journeys; report medians, ratios and peak memory.
+    Attribution {
+        #[command(flatten)]
+        peer: PeerArgs,
+        #[arg(long, default_value = "bench-results/attribution.json")]
         out: PathBuf,
     },
 }
@@ -176,6 +185,7 @@ fn main() -> Result<()> {
             clients,
             seconds,
         }),
+        Bench::Attribution { peer, out } => attribution::attribution(&peer.bench()?, &out),
     }
 }
 

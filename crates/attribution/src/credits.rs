@@ -1,5 +1,7 @@
 //! Per-touchpoint credits of one conversion, and the rounding rule that keeps their sums exact.
 
+use crate::error::{AttributionError, Result};
+
 /// Credits of one conversion, one entry per touchpoint in journey order.
 ///
 /// `shares` sum to 1 and `revenue` sums to the conversion's revenue: the largest entry absorbs
@@ -23,6 +25,49 @@ impl Credits {
     /// Whether no touchpoint is credited.
     pub fn is_empty(&self) -> bool {
         self.shares.is_empty()
+    }
+
+    /// Credits one conversion along `channels` in proportion to channel-level values (removal
+    /// effects, Shapley values or their credited conversions): each distinct channel gets a
+    /// share proportional to `value_of(channel)` (negative values count 0), split equally
+    /// between its touchpoints when it repeats. If every channel counts 0, the touchpoints
+    /// share equally (as `linear`). `location` names the path in errors.
+    pub fn spread<S: AsRef<str>>(
+        &mut self,
+        channels: &[S],
+        revenue: f64,
+        location: &dyn Fn() -> String,
+        value_of: impl Fn(&str) -> f64,
+    ) -> Result<()> {
+        if channels.is_empty() {
+            return Err(AttributionError::EmptyPath {
+                location: location(),
+            });
+        }
+        if !revenue.is_finite() {
+            return Err(AttributionError::InvalidNumber {
+                location: location(),
+                what: "revenue",
+                value: revenue,
+                requirement: "a finite amount",
+            });
+        }
+        self.shares.clear();
+        self.shares.extend(
+            channels
+                .iter()
+                .map(|channel| value_of(channel.as_ref()).max(0.0)),
+        );
+        // Split each channel's value between its repeats (quadratic, but paths are short).
+        for (i, channel) in channels.iter().enumerate() {
+            let repeats = channels
+                .iter()
+                .filter(|other| other.as_ref() == channel.as_ref())
+                .count();
+            self.shares[i] /= repeats as f64;
+        }
+        self.normalize(revenue);
+        Ok(())
     }
 
     /// Turns the non-negative weights already in `shares` into shares of 1 and splits `revenue`
@@ -92,6 +137,28 @@ mod tests {
         assert!((sum - 1.0).abs() <= f64::EPSILON, "{sum}");
         let revenue: f64 = credits.revenue.iter().sum();
         assert!((revenue - 0.1).abs() <= 0.1 * f64::EPSILON, "{revenue}");
+    }
+
+    #[test]
+    fn spread_splits_values_between_repeats() {
+        // a is worth 3 and appears twice, b is worth 1: weights 1.5, 1, 1.5 over 4.
+        let mut credits = Credits::default();
+        let value = |channel: &str| if channel == "a" { 3.0 } else { 1.0 };
+        credits
+            .spread(&["a", "b", "a"], 8.0, &|| "test".into(), value)
+            .unwrap();
+        assert_eq!(credits.shares, [0.375, 0.25, 0.375]);
+        assert_eq!(credits.revenue, [3.0, 2.0, 3.0]);
+        // Nothing valued: equal shares; an empty path is refused.
+        credits
+            .spread(&["x", "y"], 1.0, &|| "test".into(), |_| 0.0)
+            .unwrap();
+        assert_eq!(credits.shares, [0.5, 0.5]);
+        let empty: [&str; 0] = [];
+        let error = credits
+            .spread(&empty, 1.0, &|| "row 3".into(), |_| 1.0)
+            .unwrap_err();
+        assert!(error.to_string().contains("row 3"), "{error}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Channel-level results, and how they credit a single conversion.
 
 use crate::credits::{Credits, absorb_rounding};
-use crate::error::{AttributionError, Result};
+use crate::error::Result;
 use crate::fast_hash::FastMap;
 use crate::markov::MarkovSummary;
 use crate::model::Model;
@@ -153,33 +153,9 @@ impl ChannelAttribution {
         revenue: f64,
         out: &mut Credits,
     ) -> Result<()> {
-        if channels.is_empty() {
-            return Err(AttributionError::EmptyPath {
-                location: format!("the {} path to credit", self.model),
-            });
-        }
-        if !revenue.is_finite() {
-            return Err(AttributionError::InvalidNumber {
-                location: format!("the {} path to credit", self.model),
-                what: "revenue",
-                value: revenue,
-                requirement: "a finite amount",
-            });
-        }
-        out.shares.clear();
-        out.shares.extend(channels.iter().map(|channel| {
-            self.get(channel.as_ref())
-                .map_or(0.0, |credit| credit.conversions)
-        }));
-        // Split each channel's value between its repeats (quadratic, but paths are short).
-        for (i, channel) in channels.iter().enumerate() {
-            let repeats = channels
-                .iter()
-                .filter(|other| other.as_ref() == channel.as_ref())
-                .count();
-            out.shares[i] /= repeats as f64;
-        }
-        out.normalize(revenue);
-        Ok(())
+        let location = || format!("the {} path to credit", self.model);
+        out.spread(channels, revenue, &location, |channel| {
+            self.get(channel).map_or(0.0, |credit| credit.conversions)
+        })
     }
 }

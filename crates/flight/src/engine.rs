@@ -482,7 +482,10 @@ impl Engine {
             return Ok(prepared.dataset_schema.clone());
         };
         let planned = self.plan(session, &prepared.sql).await?;
-        let Some(first) = parameter_sets(&planned.plan, Some(&params))?.into_iter().next() else {
+        let Some(first) = parameter_sets(&planned.plan, Some(&params))?
+            .into_iter()
+            .next()
+        else {
             return Ok(prepared.dataset_schema.clone());
         };
         let plan = planned

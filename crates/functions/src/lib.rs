@@ -1,8 +1,10 @@
 //! The SQL functions cdphub adds to every DataFusion session (CLI, model runner, Flight
 //! server): identifier cleaning, identity stitching, survivorship, run context, lifetime
-//! value (BG/NBD and Gamma-Gamma) and the analysis date.
+//! value (BG/NBD and Gamma-Gamma), the analysis date and (through [`register_attribution`])
+//! marketing attribution.
 
 pub mod analytics;
+pub mod attribution;
 pub mod cleaning;
 pub mod config;
 pub mod error;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use datafusion::prelude::SessionContext;
 
 pub use analytics::AnalyticsConfig;
+pub use attribution::{AttributionSettings, register as register_attribution};
 pub use config::{IdentityConfig, StitchRules};
 pub use error::{FunctionError, Result};
 

@@ -36,11 +36,14 @@ impl ScalarUDFImpl for RunValue {
 pub fn run_functions(run: Option<(&str, i64)>) -> [ScalarUDF; 2] {
     let id = ScalarValue::Utf8(run.map(|(id, _)| id.to_string()));
     let started = ScalarValue::TimestampMicrosecond(run.map(|(_, at)| at), Some("UTC".into()));
-    [("run_id", id), ("run_started_at", started)].map(|(name, value)| {
-        ScalarUDF::new_from_impl(RunValue {
-            name,
-            value,
-            signature: Signature::nullary(Volatility::Stable),
-        })
+    [("run_id", id), ("run_started_at", started)].map(|(name, value)| constant(name, value))
+}
+
+/// A function of no argument that returns `value`, e.g. a config setting for models.
+pub(crate) fn constant(name: &'static str, value: ScalarValue) -> ScalarUDF {
+    ScalarUDF::new_from_impl(RunValue {
+        name,
+        value,
+        signature: Signature::nullary(Volatility::Stable),
     })
 }

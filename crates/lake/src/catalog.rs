@@ -210,5 +210,7 @@ pub fn new_session(lake: &Lake, project: &Project) -> Result<SessionContext> {
     cdphub_functions::register_all(&ctx, &project.config.identity, &origin)
         .map_err(|e| crate::config::identity_config_error(&project.config_path, e))?;
     cdphub_functions::analytics::register(&ctx, &project.config.analytics);
+    cdphub_functions::register_attribution(&ctx, &project.config.attribution, &origin)
+        .map_err(|e| crate::config::identity_config_error(&project.config_path, e))?;
     Ok(ctx)
 }

@@ -40,6 +40,9 @@ pub struct Config {
     /// Settings of the customer marts (the analysis date).
     #[serde(default)]
     pub analytics: cdphub_functions::AnalyticsConfig,
+    /// Journeys, channel grouping, conversions and attribution models.
+    #[serde(default)]
+    pub attribution: cdphub_functions::AttributionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -297,6 +300,9 @@ impl Config {
         }
         cdphub_functions::StitchRules::compile(&self.identity, &path.display().to_string())
             .map_err(|e| identity_config_error(path, e))?;
+        self.attribution
+            .compile(&path.display().to_string())
+            .map_err(|e| identity_config_error(path, e))?;
         if self.lake.url.trim().is_empty() {
             return Err(invalid("lake.url must not be empty".to_string()));
         }
@@ -319,7 +325,7 @@ impl Config {
     }
 }
 
-/// An `[identity]` problem, reported like every other config problem.
+/// An `[identity]` or `[attribution]` problem, reported like every other config problem.
 pub(crate) fn identity_config_error(
     path: &Path,
     error: cdphub_functions::FunctionError,
@@ -517,6 +523,33 @@ table-columns = ["staging.identities.id_value"]
             err.contains("CDPHUB_ANALYTICS_AS_OF") && err.contains("YYYY-MM-DD"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn attribution_errors_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "[attribution]\nmodels = [\"linear\", \"w_shaped\"]\n",
+                "attribution.models: unknown attribution model `w_shaped`",
+            ),
+            (
+                "[attribution]\nposition-weights = { first = 0.5, middle = 0.3, last = 0.4 }\n",
+                "attribution.position-weights: position-based weights first=0.5, middle=0.3, last=0.4: the weights do not sum to 1",
+            ),
+            (
+                "[attribution]\nhalf-life-days = -7\n",
+                "attribution.half-life-days: time-decay half-life of -7 days",
+            ),
+        ];
+        for (text, expected) in cases {
+            std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).unwrap();
+            let err = Project::load_with_env(dir.path(), &Overrides::default(), |_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(CONFIG_FILE_NAME), "{err}");
+            assert!(err.contains(expected), "{err}");
+        }
     }
 
     #[test]

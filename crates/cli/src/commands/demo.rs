@@ -120,6 +120,7 @@ fn print_next_steps(workspace: &Workspace) {
   cdphub --project {project} tables                      # every table and its row count
   cdphub --project {project} identity report             # persons, refused links, precision / recall
   cdphub --project {project} query \"SELECT * FROM marts.customer_profiles LIMIT 10\"
+  cdphub --project {project} query \"SELECT * FROM marts.channel_attribution WHERE model = 'markov'\"
   cdphub --project {project} query \"SELECT * FROM hub.model_runs ORDER BY started_at DESC LIMIT 10\"
   cdphub --project {project} query --format csv \"SELECT * FROM staging.orders LIMIT 100\"
   Edit a model under {project}/sql/, then: cdphub --project {project} run --select <model>+"

@@ -1,8 +1,10 @@
 //! Runs every `tests/slt/*.slt` file against a session with cdphub's functions.
 
+mod attribution;
+
 use std::path::PathBuf;
 
-use cdphub_functions::{IdentityConfig, register_all};
+use cdphub_functions::{AttributionSettings, IdentityConfig, register_all, register_attribution};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
@@ -28,6 +30,8 @@ async fn sql_logic_tests() {
                 ..IdentityConfig::default()
             };
             register_all(&ctx, &config, "test config").map_err(DataFusionError::from)?;
+            register_attribution(&ctx, &AttributionSettings::default(), "test config")
+                .map_err(DataFusionError::from)?;
             Ok(Session { ctx })
         });
         runner.with_column_validator(any_types);

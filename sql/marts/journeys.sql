@@ -1,0 +1,91 @@
+-- Journeys: each person's touchpoints before each conversion, inside the lookback window,
+-- and the touchpoints that led to no conversion (the Markov and Shapley models need them).
+-- [attribution] in cdphub.toml sets what a conversion is (is_conversion), the window
+-- (attribution_lookback), the steps kept (attribution_max_steps, the latest) and whether
+-- consecutive repeats of a channel count once (attribution_collapse_repeats).
+WITH events AS (
+    SELECT
+        l.unified_id,
+        t.touchpoint_id AS event_id,
+        t.occurred_at,
+        0 AS is_conversion,
+        t.channel,
+        t.campaign_id,
+        CAST(NULL AS DOUBLE) AS revenue
+    FROM staging.touchpoints AS t
+    JOIN identity.record_links AS l ON l.source = t.source AND l.record_id = t.record_id
+    UNION ALL
+    SELECT l.unified_id, o.order_id, o.ordered_at, 1, NULL, NULL, CAST(o.revenue AS DOUBLE)
+    FROM staging.orders AS o
+    JOIN identity.record_links AS l ON l.source = o.source AND l.record_id = o.record_id
+    WHERE is_conversion(o.status, o.channel, o.revenue)
+),
+-- n: the person's conversions up to and including this event. A touchpoint sorts before a
+-- conversion at the same instant, so the conversion it can lead to is number n + 1. Equal
+-- timestamps are ordered by id, so journeys are the same on every run.
+numbered AS (
+    SELECT
+        *,
+        sum(is_conversion) OVER (
+            PARTITION BY unified_id ORDER BY occurred_at, is_conversion, event_id
+            ROWS UNBOUNDED PRECEDING
+        ) AS n
+    FROM events
+),
+conversions AS (
+    SELECT unified_id, n, event_id AS conversion_id, occurred_at AS converted_at, revenue
+    FROM numbered
+    WHERE is_conversion = 1
+),
+-- A touchpoint joins the journey of the next conversion if it falls inside its lookback
+-- window; the others between two conversions (or after the last) make a journey that did
+-- not convert: <unified_id>/<n + 1>/none.
+touches AS (
+    SELECT
+        t.unified_id || '/' || CAST(t.n + 1 AS VARCHAR)
+            || CASE WHEN c.conversion_id IS NULL THEN '/none' ELSE '' END AS journey_id,
+        t.unified_id,
+        t.event_id AS touchpoint_id,
+        t.occurred_at,
+        t.channel,
+        t.campaign_id,
+        c.conversion_id,
+        c.converted_at,
+        c.revenue
+    FROM numbered AS t
+    LEFT JOIN conversions AS c
+        ON c.unified_id = t.unified_id
+        AND c.n = t.n + 1
+        AND t.occurred_at >= c.converted_at - attribution_lookback()
+    WHERE t.is_conversion = 0
+),
+-- Of a run of touchpoints on one channel, the latest stays when repeats collapse.
+collapsed AS (
+    SELECT
+        *,
+        lead(channel) OVER (PARTITION BY journey_id ORDER BY occurred_at, touchpoint_id) AS next_channel
+    FROM touches
+),
+kept AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY journey_id ORDER BY occurred_at DESC, touchpoint_id DESC
+        ) AS steps_before_end
+    FROM collapsed
+    WHERE NOT (attribution_collapse_repeats() AND next_channel IS NOT NULL AND next_channel = channel)
+)
+SELECT
+    journey_id,
+    unified_id,
+    conversion_id,
+    conversion_id IS NOT NULL AS converted,
+    coalesce(revenue, 0.0) AS revenue,
+    converted_at,
+    array_agg(channel ORDER BY occurred_at, touchpoint_id) AS channels,
+    array_agg(campaign_id ORDER BY occurred_at, touchpoint_id) AS campaign_ids,
+    array_agg(occurred_at ORDER BY occurred_at, touchpoint_id) AS touched_at,
+    array_agg(touchpoint_id ORDER BY occurred_at, touchpoint_id) AS touchpoint_ids
+FROM kept
+WHERE steps_before_end <= attribution_max_steps()
+GROUP BY journey_id, unified_id, conversion_id, revenue, converted_at
