@@ -47,8 +47,9 @@ pub enum ServeError {
     #[error("{0} is not supported by cdphub")]
     Unsupported(String),
 
+    /// Boxed: lake errors are large and this type travels in every `Result` of the server.
     #[error("{0}")]
-    Lake(#[from] LakeError),
+    Lake(Box<LakeError>),
 
     #[error("{context}: {source}")]
     DataFusion {
@@ -60,9 +61,15 @@ pub enum ServeError {
     Internal(String),
 }
 
+impl From<LakeError> for ServeError {
+    fn from(error: LakeError) -> Self {
+        Self::Lake(Box::new(error))
+    }
+}
+
 fn humantime_like(duration: Duration) -> String {
     let secs = duration.as_secs_f64();
-    if secs >= 60.0 && duration.as_secs() % 60 == 0 {
+    if secs >= 60.0 && duration.as_secs().is_multiple_of(60) {
         format!("{}m", duration.as_secs() / 60)
     } else {
         format!("{secs}s")

@@ -183,7 +183,7 @@ async fn run(
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
-            .map_err(|e| ServeError::Lake(cdphub_lake::LakeError::object_store(&folder, e)))?
+            .map_err(|e| ServeError::from(cdphub_lake::LakeError::object_store(&folder, e)))?
     } else {
         Vec::new()
     };
@@ -258,7 +258,7 @@ async fn run(
             store
                 .delete(&old)
                 .await
-                .map_err(|e| ServeError::Lake(cdphub_lake::LakeError::object_store(&old, e)))?;
+                .map_err(|e| ServeError::from(cdphub_lake::LakeError::object_store(&old, e)))?;
         }
     }
     // Queryable at once: re-read the source's footers and swap the table in.

@@ -35,13 +35,16 @@ pub(crate) fn is_number(data_type: &DataType) -> bool {
     data_type.is_numeric() || matches!(data_type, DataType::Null)
 }
 
+/// One expected argument: its description, the check of its type, the type it is cast to.
+pub(crate) type ExpectedArgument<'a> = (&'a str, fn(&DataType) -> bool, DataType);
+
 /// Coerces arguments to `wanted` after checking them with `accepts`; errors name `function`
 /// and `usage`.
 pub(crate) fn coerce(
     function: &str,
     usage: &str,
     arg_types: &[DataType],
-    expected: &[(&str, fn(&DataType) -> bool, DataType)],
+    expected: &[ExpectedArgument],
 ) -> Result<Vec<DataType>> {
     if arg_types.len() != expected.len() {
         return plan_err!(
