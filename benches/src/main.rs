@@ -110,6 +110,11 @@ struct PeerArgs {
     /// Python with duckdb installed (default: <project>/.venv/bin/python).
     #[arg(long)]
     python: Option<PathBuf>,
+    /// Benchmark this lake, already generated and run (e.g. by `cdphub demo --no-serve`),
+    /// instead of generating a fresh one: several benchmarks can then share one large lake.
+    /// `--scale` and `--seed` are then only labels in the report.
+    #[arg(long)]
+    lake: Option<PathBuf>,
 }
 
 impl PeerArgs {
@@ -123,6 +128,7 @@ impl PeerArgs {
                 .python
                 .unwrap_or_else(|| self.project.join(".venv/bin/python")),
             project: self.project,
+            lake: self.lake,
         })
     }
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::stitch::{PeerBench, median};
+use crate::stitch::{PeerBench, Workspace, median};
 use crate::{measured, peak};
 
 /// The marts both engines build, in dependency order: plain SQL.
@@ -69,17 +69,19 @@ struct MartsReport {
 }
 
 pub fn marts(bench: &PeerBench, out: &Path) -> Result<()> {
-    let (work, lake) = bench.prepare()?;
+    let Workspace { work, lake, fresh } = bench.prepare()?;
     let cdphub = |args: &[&str]| bench.cdphub(&lake, args);
     let run = |args: &[&str]| bench.run(&lake, args);
     let scalar = |sql: &str| -> Result<String> {
         let csv = run(&["query", "--format", "csv", sql])?;
         Ok(csv.lines().nth(1).context("one value")?.to_string())
     };
-    let (scale, seed) = (bench.scale.to_string(), bench.seed.to_string());
-    eprintln!("generating scale {scale} and running every model once ...");
-    run(&["demo", "generate", "--scale", &scale, "--seed", &seed])?;
-    run(&["run"])?;
+    if fresh {
+        let (scale, seed) = (bench.scale.to_string(), bench.seed.to_string());
+        eprintln!("generating scale {scale} and running every model once ...");
+        run(&["demo", "generate", "--scale", &scale, "--seed", &seed])?;
+        run(&["run"])?;
+    }
 
     let inputs_dir = work.path().join("inputs");
     let duckdb_out = work.path().join("duckdb");

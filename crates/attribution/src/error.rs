@@ -92,13 +92,13 @@ pub enum AttributionError {
 
     #[error(
         "{model}: the Markov chain of {states} states did not converge within {sweeps} sweeps \
-         (last change {change:e}); raise markov.max-sweeps or markov.dense-max-states"
+         (its bounds still {gap:e} apart); raise markov.max-sweeps or markov.dense-max-states"
     )]
     NotConverged {
         model: Model,
         states: usize,
         sweeps: usize,
-        change: f64,
+        gap: f64,
     },
 
     #[error(

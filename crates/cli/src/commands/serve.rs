@@ -90,7 +90,7 @@ DBeaver / JDBC (driver: Arrow Flight SQL JDBC, flight-sql-jdbc-driver):
   jdbc:arrow-flight-sql://{addr}?useEncryption={jdbc_tls}&user={user}&password={password}
 
 SQLAlchemy / Superset (flightsql-dbapi):
-  datafusion+flightsql://{user}:{password}@{addr}?insecure={insecure}
+  datafusion://{user}:{password}@{addr}?insecure={insecure}
 
 Stop with Ctrl-C (the audit log in hub.audit_log is flushed on the way out)."
     );

@@ -1,5 +1,5 @@
-//! Builds every model of `sql/marts/` (in dependency order, with its data tests) on the
-//! fixture, then runs each `tests/marts/*.slt` against the result. A file whose first line is
+//! Builds every model of `sql/marts/` but the attribution marts (in dependency order, with its
+//! data tests) on the fixture, then runs each `tests/marts/*.slt` against the result. A file whose first line is
 //! `# as-of: YYYY-MM-DD` gets that `[analytics] as-of`; the others use the default.
 
 use std::collections::BTreeSet;
@@ -63,9 +63,21 @@ async fn build_marts(ctx: &SessionContext) -> Result<Vec<String>, DataFusionErro
     let sources: BTreeSet<String> = config.sources.keys().cloned().collect();
     let graph = ModelGraph::build(discover(&repository().join("sql")).unwrap(), &sources).unwrap();
     let mut built = Vec::new();
+    let mut skipped = BTreeSet::new();
     for model in &graph.models {
         let name = &model.name;
         if name.schema != "marts" || ctx.table_exist(name.to_string().as_str())? {
+            continue;
+        }
+        // The attribution marts read touchpoints, which this fixture does not have.
+        let mut missing = Vec::new();
+        for upstream in &graph.upstream[name] {
+            if !ctx.table_exist(upstream.to_string().as_str())? {
+                missing.push(upstream.to_string());
+            }
+        }
+        if !missing.is_empty() {
+            skipped.insert(name.to_string());
             continue;
         }
         let df = ctx.sql(&model.sql).await?;
@@ -92,8 +104,18 @@ async fn build_marts(ctx: &SessionContext) -> Result<Vec<String>, DataFusionErro
             .register_table(name.table.clone(), table)?;
         built.push(name.to_string());
     }
+    // Only the attribution marts, which crates/cli/tests/it/attribution.rs checks on demo data.
+    let attribution: BTreeSet<String> = ATTRIBUTION_MARTS.iter().map(|m| m.to_string()).collect();
+    assert_eq!(skipped, attribution, "marts left out of the fixture run");
     Ok(built)
 }
+
+const ATTRIBUTION_MARTS: [&str; 4] = [
+    "marts.journeys",
+    "marts.attribution_credits",
+    "marts.channel_attribution",
+    "marts.campaign_performance",
+];
 
 fn as_of_header(file: &Path) -> AnalyticsConfig {
     let text = std::fs::read_to_string(file).unwrap();
