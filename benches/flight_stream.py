@@ -83,7 +83,7 @@ def main() -> None:
     conn = adbc_flightsql.connect(args.uri, db_kwargs={"username": args.user, "password": args.password})
     started = time.perf_counter()
     with conn.cursor() as cur:
-        cur.adbc_ingest("bench_wide", table.to_batches(max_chunksize=131_072), mode="replace")
+        cur.adbc_ingest("bench_wide", table.to_batches(max_chunksize=32_768), mode="replace")
     ingest_seconds = time.perf_counter() - started
     conn.close()
 

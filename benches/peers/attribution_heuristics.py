@@ -56,7 +56,7 @@ def credit_sql(model, half_life_days, first, middle, last, direct):
         raise ValueError(model)
     return f"""
         WITH steps AS ({STEPS}),
-        credited AS (SELECT channel, revenue, {credit} AS credit FROM steps)
+        credited AS (SELECT channel, revenue, CAST({credit} AS DOUBLE) AS credit FROM steps)
         SELECT channel, sum(credit) AS conversions, sum(credit * revenue) AS revenue
         FROM credited GROUP BY channel
     """

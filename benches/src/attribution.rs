@@ -34,7 +34,8 @@ const RULES: [&str; 6] = [
     "position_based",
 ];
 const FITTED: [&str; 4] = ["markov", "markov_2", "markov_3", "shapley"];
-const MARTS: [&str; 4] = [
+const MARTS: [&str; 5] = [
+    "marts.journey_events",
     "marts.journeys",
     "marts.channel_attribution",
     "marts.attribution_credits",
@@ -267,7 +268,8 @@ pub fn attribution(bench: &PeerBench, out: &Path) -> Result<()> {
         "--format",
         "json",
         &format!(
-            "SELECT model, duration_ms, rows_written FROM hub.model_runs WHERE model IN ({names})"
+            "SELECT model, duration_ms, rows_written FROM hub.model_runs WHERE model IN ({names}) \
+             AND run_id = (SELECT run_id FROM hub.runs ORDER BY started_at DESC LIMIT 1)"
         ),
     ])?;
     for line in json.lines() {

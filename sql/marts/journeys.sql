@@ -1,40 +1,12 @@
 -- Journeys: each person's touchpoints before each conversion, inside the lookback window,
 -- and the touchpoints that led to no conversion (the Markov and Shapley models need them).
--- [attribution] in cdphub.toml sets what a conversion is (is_conversion), the window
--- (attribution_lookback), the steps kept (attribution_max_steps, the latest) and whether
--- consecutive repeats of a channel count once (attribution_collapse_repeats).
-WITH events AS (
-    SELECT
-        l.unified_id,
-        t.touchpoint_id AS event_id,
-        t.occurred_at,
-        0 AS is_conversion,
-        t.channel,
-        t.campaign_id,
-        CAST(NULL AS DOUBLE) AS revenue
-    FROM staging.touchpoints AS t
-    JOIN identity.record_links AS l ON l.source = t.source AND l.record_id = t.record_id
-    UNION ALL
-    SELECT l.unified_id, o.order_id, o.ordered_at, 1, NULL, NULL, CAST(o.revenue AS DOUBLE)
-    FROM staging.orders AS o
-    JOIN identity.record_links AS l ON l.source = o.source AND l.record_id = o.record_id
-    WHERE is_conversion(o.status, o.channel, o.revenue)
-),
--- n: the person's conversions up to and including this event. A touchpoint sorts before a
--- conversion at the same instant, so the conversion it can lead to is number n + 1. Equal
--- timestamps are ordered by id, so journeys are the same on every run.
-numbered AS (
-    SELECT
-        *,
-        sum(is_conversion) OVER (
-            PARTITION BY unified_id ORDER BY occurred_at, is_conversion, event_id
-            ROWS UNBOUNDED PRECEDING
-        ) AS n
-    FROM events
-),
-conversions AS (
+-- The events come numbered by conversion from marts.journey_events. [attribution] in
+-- cdphub.toml sets the window (attribution_lookback), the steps kept (attribution_max_steps,
+-- the latest) and whether consecutive repeats of a channel count once
+-- (attribution_collapse_repeats).
+WITH conversions AS (
     SELECT unified_id, n, event_id AS conversion_id, occurred_at AS converted_at, revenue
-    FROM numbered
+    FROM marts.journey_events
     WHERE is_conversion = 1
 ),
 -- A touchpoint joins the journey of the next conversion if it falls inside its lookback
@@ -52,7 +24,7 @@ touches AS (
         c.conversion_id,
         c.converted_at,
         c.revenue
-    FROM numbered AS t
+    FROM marts.journey_events AS t
     LEFT JOIN conversions AS c
         ON c.unified_id = t.unified_id
         AND c.n = t.n + 1

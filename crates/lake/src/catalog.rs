@@ -1,12 +1,14 @@
 //! One SQL catalog for every command: `raw.*` listing tables, curated Delta tables, `hub.*`.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, TableProvider,
 };
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
@@ -191,11 +193,24 @@ impl Catalog {
 /// functions registered. Delta's planner
 /// is installed because publishing a query result plans Delta's own write nodes.
 pub fn new_session(lake: &Lake, project: &Project) -> Result<SessionContext> {
-    let runtime = RuntimeEnvBuilder::new()
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = project.config.run.memory_limit {
+        // First come, first served: one big sort may take what it needs (a fair split across
+        // parallel models starves it); the top consumers are named on failure.
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        runtime = runtime.with_memory_pool(Arc::new(TrackConsumersPool::new(
+            GreedyMemoryPool::new(limit),
+            NonZeroUsize::new(3).expect("3 > 0"),
+        )));
+    }
+    let runtime = runtime
         .build_arc()
         .map_err(|e| LakeError::datafusion("create runtime", e))?;
     runtime.register_object_store(&lake.store_root_url(), lake.store());
-    let config = SessionConfig::new()
+    // DataFusion's own knobs come from DATAFUSION_* variables (for example
+    // DATAFUSION_EXECUTION_TARGET_PARTITIONS), as in every DataFusion tool.
+    let config = SessionConfig::from_env()
+        .map_err(|e| LakeError::datafusion("read the DATAFUSION_* settings", e))?
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG, "public")
         .with_create_default_catalog_and_schema(false);

@@ -85,12 +85,23 @@ pub struct RunConfig {
     /// How many independent models may run at the same time.
     #[serde(default = "default_parallel_models")]
     pub max_parallel_models: usize,
+    /// Memory that all the queries of one process share (`cdphub run`, `query`, `export`)
+    /// before sorts and aggregates spill to disk and what cannot spill fails with an error
+    /// naming its biggest consumers. Default: none. Off by default because DataFusion 55
+    /// counts the shared buffers of sliced arrays once per slice: a journeys sort that peaks
+    /// at 2 GB of real memory is counted as 16 GB and would fail.
+    #[serde(
+        default,
+        deserialize_with = "crate::serve_config::deserialize_optional_size"
+    )]
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
         Self {
             max_parallel_models: default_parallel_models(),
+            memory_limit: None,
         }
     }
 }
@@ -278,6 +289,16 @@ impl Config {
             })?;
             self.analytics.as_of = Some(date);
         }
+        if let Some(value) = env("CDPHUB_RUN_MEMORY_LIMIT") {
+            self.run.memory_limit =
+                Some(crate::serve_config::parse_size(&value).map_err(|message| {
+                    LakeError::ConfigValue {
+                        key: "CDPHUB_RUN_MEMORY_LIMIT".to_string(),
+                        origin: "environment".to_string(),
+                        message,
+                    }
+                })?);
+        }
         if let Some(value) = env("CDPHUB_RUN_MAX_PARALLEL_MODELS") {
             self.run.max_parallel_models = parse_env_value(
                 "CDPHUB_RUN_MAX_PARALLEL_MODELS",
@@ -376,6 +397,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max-parallel-models"), "{err}");
+    }
+
+    #[test]
+    fn run_memory_limit_from_file_or_env() {
+        let config = parse("[run]\nmemory-limit = \"8GiB\"\n").unwrap();
+        assert_eq!(config.run.memory_limit, Some(8 << 30));
+        assert_eq!(parse("").unwrap().run.memory_limit, None);
+        let err = parse("[run]\nmemory-limit = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("memory-limit") && err.contains("lots"),
+            "{err}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "").unwrap();
+        let env = |key: &str| (key == "CDPHUB_RUN_MEMORY_LIMIT").then(|| "512MiB".to_string());
+        let project = Project::load_with_env(dir.path(), &Overrides::default(), env).unwrap();
+        assert_eq!(project.config.run.memory_limit, Some(512 << 20));
     }
 
     #[test]

@@ -240,6 +240,13 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         .map_err(|e| format!("`{text}` is not a duration like 30s, 15m or 8h: {e}"))
 }
 
+/// An optional size: absent, or a number of bytes or a text like `8GiB`.
+pub(crate) fn deserialize_optional_size<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<u64>, D::Error> {
+    deserialize_size(deserializer).map(Some)
+}
+
 fn deserialize_size<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> std::result::Result<u64, D::Error> {

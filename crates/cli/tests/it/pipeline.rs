@@ -108,9 +108,9 @@ fn select_runs_a_model_and_what_depends_on_it() {
     let out = project.ok(&["run", "--select", "staging.orders+"]);
     // order_lines follows (its relationship test reads staging.orders), then the marts over
     // orders: daily_revenue, daily_kpis, customer_traits, purchase_summary, rfm_scores,
-    // ltv_model, customer_ltv, the two audiences, and the four attribution marts (journeys
-    // and what is built from them).
-    assert!(out.contains("15 succeeded"), "{out}");
+    // ltv_model, customer_ltv, the two audiences, and the five attribution marts
+    // (journey_events, journeys and what is built from them).
+    assert!(out.contains("16 succeeded"), "{out}");
     let err = project.fails(&["run", "--select", "nope"]);
     assert!(
         err.contains("--select nope") && err.contains("cdphub models"),

@@ -110,7 +110,8 @@ async fn build_marts(ctx: &SessionContext) -> Result<Vec<String>, DataFusionErro
     Ok(built)
 }
 
-const ATTRIBUTION_MARTS: [&str; 4] = [
+const ATTRIBUTION_MARTS: [&str; 5] = [
+    "marts.journey_events",
     "marts.journeys",
     "marts.attribution_credits",
     "marts.channel_attribution",
