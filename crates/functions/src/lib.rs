@@ -9,6 +9,7 @@ pub mod cleaning;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod lists;
 pub mod ltv;
 pub mod ranking;
 pub mod run_context;
@@ -44,6 +45,7 @@ pub fn register_all(ctx: &SessionContext, config: &IdentityConfig, origin: &str)
         ctx.register_udf(udf);
     }
     ctx.register_udaf(survive::Survive::udaf(config.source_priority.clone()));
+    ctx.register_udf(lists::ListField::udf());
     ctx.register_udtf("stitch", Arc::new(StitchFunction::new(config.clone())));
     // Lifetime value, and analysis_date() as NULL until analytics::register sets it.
     for udaf in ltv::aggregate_functions() {
