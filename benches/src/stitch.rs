@@ -64,16 +64,10 @@ fn stitch_clock(log: &str) -> Result<f64> {
         .lines()
         .find(|line| line.contains("stitch output built"))
         .with_context(|| format!("no `stitch output built` line in cdphub's log:\n{log}"))?;
-    let millis = line
+    let (_, rest) = line
         .split_once("total_ms=")
-        .map(|(_, rest)| rest.trim_start_matches(|c: char| !c.is_ascii_digit()))
-        .map(|digits| {
-            digits
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap_or("")
-        })
         .context("total_ms in the stitch log line")?;
+    let millis: String = rest.chars().take_while(char::is_ascii_digit).collect();
     Ok(millis.parse::<f64>()? / 1000.0)
 }
 

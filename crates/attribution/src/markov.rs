@@ -28,8 +28,8 @@
 //! elimination with partial pivoting; larger chains by Gauss-Seidel sweeps over the sparse
 //! transitions, run from below (0) and from above (1) at once: the true probability lies
 //! between the two, and the sweeps stop when they are within 1e-13 of each other, so the
-//! error is bounded, not estimated (the tests find them within 1e-14 of the elimination). Over the 9 default channels, orders 1, 2 and 3
-//! have at most 9, 90 and 819 states; order 3 over 30 channels, 27,930 states with 900,000
+//! error is bounded, not estimated (the tests find them within 1e-14 of the elimination).
+//! Over the 9 default channels, orders 1, 2 and 3 have at most 9, 90 and 819 states; order 3 over 30 channels, 27,930 states with 900,000
 //! transitions, takes about 11 s (`examples/timing.rs`). Memory is linear in the transitions.
 
 use crate::config::MarkovConfig;

@@ -253,24 +253,12 @@ impl Config {
         ];
         for (key, slot) in durations {
             if let Some(value) = env(key) {
-                *slot = crate::serve_config::parse_duration(&value).map_err(|message| {
-                    LakeError::ConfigValue {
-                        key: key.to_string(),
-                        origin: "environment".to_string(),
-                        message,
-                    }
-                })?;
+                *slot = crate::serve_config::parse_duration(&value).map_err(env_error(key))?;
             }
         }
         if let Some(value) = env("CDPHUB_SERVER_QUERY_MEMORY_LIMIT") {
-            server.query_memory_limit =
-                crate::serve_config::parse_size(&value).map_err(|message| {
-                    LakeError::ConfigValue {
-                        key: "CDPHUB_SERVER_QUERY_MEMORY_LIMIT".to_string(),
-                        origin: "environment".to_string(),
-                        message,
-                    }
-                })?;
+            server.query_memory_limit = crate::serve_config::parse_size(&value)
+                .map_err(env_error("CDPHUB_SERVER_QUERY_MEMORY_LIMIT"))?;
         }
         if let Some(value) = env("CDPHUB_SERVER_MAX_CONCURRENT_QUERIES") {
             server.max_concurrent_queries = parse_env_value(
@@ -280,24 +268,15 @@ impl Config {
             )?;
         }
         if let Some(value) = env("CDPHUB_ANALYTICS_AS_OF") {
-            let date = cdphub_functions::analytics::parse_as_of(&value).map_err(|message| {
-                LakeError::ConfigValue {
-                    key: "CDPHUB_ANALYTICS_AS_OF".to_string(),
-                    origin: "environment".to_string(),
-                    message,
-                }
-            })?;
+            let date = cdphub_functions::analytics::parse_as_of(&value)
+                .map_err(env_error("CDPHUB_ANALYTICS_AS_OF"))?;
             self.analytics.as_of = Some(date);
         }
         if let Some(value) = env("CDPHUB_RUN_MEMORY_LIMIT") {
-            self.run.memory_limit =
-                Some(crate::serve_config::parse_size(&value).map_err(|message| {
-                    LakeError::ConfigValue {
-                        key: "CDPHUB_RUN_MEMORY_LIMIT".to_string(),
-                        origin: "environment".to_string(),
-                        message,
-                    }
-                })?);
+            self.run.memory_limit = Some(
+                crate::serve_config::parse_size(&value)
+                    .map_err(env_error("CDPHUB_RUN_MEMORY_LIMIT"))?,
+            );
         }
         if let Some(value) = env("CDPHUB_RUN_MAX_PARALLEL_MODELS") {
             self.run.max_parallel_models = parse_env_value(
@@ -362,11 +341,19 @@ pub(crate) fn identity_config_error(
 }
 
 fn parse_env_value<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T> {
-    value.trim().parse().map_err(|_| LakeError::ConfigValue {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| env_error(key)(format!("`{value}` is not {expected}")))
+}
+
+/// The error of environment variable `key`, from a parser's message.
+fn env_error(key: &str) -> impl FnOnce(String) -> LakeError + '_ {
+    move |message| LakeError::ConfigValue {
         key: key.to_string(),
         origin: "environment".to_string(),
-        message: format!("`{value}` is not {expected}"),
-    })
+        message,
+    }
 }
 
 /// snake_case identifiers: what DataFusion resolves without quoting.
