@@ -2,7 +2,7 @@
 # Builds cdphub and the harness in release mode, then runs a benchmark.
 # Usage: benches/run.sh pipeline --scale 1 [--seed 42] [--out bench-results/pipeline-s1.json]
 #        benches/run.sh stitch --scale 10 [--repeat 3] [--out bench-results/stitch-s10.json]
-#        benches/run.sh flight --scale 1 [--rows 5000000] [--clients 32] [--seconds 60]
+#        benches/run.sh flight --scale 1 [--rows 5000000] [--clients 32] [--seconds 60] [--lake DIR]
 #        benches/run.sh marts --scale 1 [--repeat 3] [--out bench-results/marts-s1.json]
 #        benches/run.sh attribution --scale 1 [--repeat 5] [--out bench-results/attribution-s1.json]
 set -euo pipefail

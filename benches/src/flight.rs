@@ -31,6 +31,7 @@ pub struct FlightOptions {
     pub rows: u64,
     pub clients: usize,
     pub seconds: u64,
+    pub lake: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -78,8 +79,11 @@ impl Drop for ServerProcess {
 }
 
 pub fn run(options: FlightOptions) -> Result<()> {
-    let lake = tempfile::tempdir().context("temp dir for the benchmark lake")?;
-    let lake_dir = lake.path().to_path_buf();
+    let fresh_lake = tempfile::tempdir().context("temp dir for the benchmark lake")?;
+    let lake_dir = match &options.lake {
+        Some(lake) => std::path::absolute(lake)?,
+        None => fresh_lake.path().to_path_buf(),
+    };
     let cdphub = |args: &[&str]| -> Result<()> {
         let status = Command::new(&options.cdphub)
             .arg("--project")
@@ -96,11 +100,13 @@ pub fn run(options: FlightOptions) -> Result<()> {
     };
     let scale = options.scale.to_string();
     let seed = options.seed.to_string();
-    println!("generating demo data at scale {scale} and running the models...");
-    cdphub(&["demo", "generate", "--scale", &scale, "--seed", &seed])?;
-    cdphub(&["run"])?;
+    if options.lake.is_none() {
+        println!("generating demo data at scale {scale} and running the models...");
+        cdphub(&["demo", "generate", "--scale", &scale, "--seed", &seed])?;
+        cdphub(&["run"])?;
+    }
 
-    let server = start_server(&options, &lake_dir)?;
+    let server = start_server(&options, &lake_dir, &fresh_lake.path().join("serve.log"))?;
     println!("server at {}", server.url);
 
     println!("streaming benchmark ({} rows)...", options.rows);
@@ -151,8 +157,7 @@ pub fn run(options: FlightOptions) -> Result<()> {
     Ok(())
 }
 
-fn start_server(options: &FlightOptions, lake: &Path) -> Result<ServerProcess> {
-    let log = lake.join("serve.log");
+fn start_server(options: &FlightOptions, lake: &Path, log: &Path) -> Result<ServerProcess> {
     let child = Command::new(&options.cdphub)
         .arg("--project")
         .arg(&options.project)
@@ -160,7 +165,7 @@ fn start_server(options: &FlightOptions, lake: &Path) -> Result<ServerProcess> {
         .arg(lake)
         .args(["serve", "--port", "0"])
         .env("CDPHUB_SERVER_MAX_CONCURRENT_QUERIES", "32")
-        .stdout(std::fs::File::create(&log)?)
+        .stdout(std::fs::File::create(log)?)
         .stderr(Stdio::inherit())
         .spawn()
         .context("start cdphub serve")?;
@@ -170,7 +175,7 @@ fn start_server(options: &FlightOptions, lake: &Path) -> Result<ServerProcess> {
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text = std::fs::read_to_string(log).unwrap_or_default();
         if let Some(at) = text.find("listening on grpc://") {
             let rest = &text[at + "listening on ".len()..];
             server.url = rest

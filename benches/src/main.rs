@@ -74,6 +74,10 @@ enum Bench {
         project: PathBuf,
         #[arg(long, default_value = "bench-results/flight.json")]
         out: PathBuf,
+        /// Serve this lake, already generated and run, instead of a fresh one (`--scale` and
+        /// `--seed` are then only labels). The wide table lands in its `raw.bench_wide`.
+        #[arg(long)]
+        lake: Option<PathBuf>,
     },
     /// Build the customer marts with cdphub and the same SQL on DuckDB over the same staged
     /// inputs (exported to Parquet); report medians, the ratio and peak memory.
@@ -181,6 +185,7 @@ fn main() -> Result<()> {
             cdphub,
             project,
             out,
+            lake,
         } => flight::run(flight::FlightOptions {
             scale,
             seed,
@@ -190,6 +195,7 @@ fn main() -> Result<()> {
             rows,
             clients,
             seconds,
+            lake,
         }),
         Bench::Attribution { peer, out } => attribution::attribution(&peer.bench()?, &out),
     }

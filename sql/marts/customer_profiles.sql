@@ -74,5 +74,3 @@ FROM persons AS p
 LEFT JOIN attributes AS c ON c.unified_id = p.unified_id
 LEFT JOIN contacts AS k ON k.unified_id = p.unified_id
 LEFT JOIN activity AS a ON a.unified_id = p.unified_id
--- Sorted by unified_id, so that a point lookup reads one Parquet page of each column, not all.
-ORDER BY p.unified_id

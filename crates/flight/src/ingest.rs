@@ -25,6 +25,10 @@ use crate::auth::Session;
 use crate::engine::{Engine, flight_schema};
 use crate::error::{Result, ServeError};
 
+/// Rows per Parquet row group of an ingested file. A reader fetches a whole row group before
+/// its first batch, so this bounds the time to first row of a `SELECT *` (DuckDB uses 122,880).
+const INGEST_ROW_GROUP_ROWS: usize = 128 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Create,
@@ -306,6 +310,7 @@ fn open_writer(
     }
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(INGEST_ROW_GROUP_ROWS))
         .build();
     let writer = AsyncArrowWriter::try_new(
         BufWriter::new(store, file.clone()),

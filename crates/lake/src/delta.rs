@@ -2,10 +2,17 @@
 
 use std::sync::{Arc, Once};
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::datasource::provider_as_source;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use deltalake::logstore::{
     LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
 };
@@ -13,6 +20,8 @@ use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 use url::Url;
 
 use crate::error::{LakeError, Result};
@@ -125,19 +134,61 @@ pub async fn provider(table: &DeltaTable, sql_name: &str) -> Result<Arc<dyn Tabl
         .map_err(|e| LakeError::datafusion(format!("open Delta table {sql_name}"), e))
 }
 
+/// How the Parquet files of a published table are laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// delta-rs defaults (pages of up to 20,000 rows): for tables read by scans.
+    #[default]
+    Scan,
+    /// Pages of at most [`LOOKUP_PAGE_ROWS`] rows and no dictionaries (a reader must load a
+    /// column's whole dictionary to decode one page). With the rows sorted by the lookup key
+    /// (the caller sorts), the page index narrows a point lookup to one small page per column.
+    Lookup,
+}
+
+/// Rows per data page under [`Layout::Lookup`].
+pub const LOOKUP_PAGE_ROWS: usize = 1024;
+
+impl Layout {
+    fn writer_properties(self) -> Option<WriterProperties> {
+        match self {
+            Layout::Scan => None,
+            Layout::Lookup => Some(
+                WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_data_page_row_count_limit(LOOKUP_PAGE_ROWS)
+                    .set_write_batch_size(LOOKUP_PAGE_ROWS)
+                    .set_dictionary_enabled(false)
+                    .build(),
+            ),
+        }
+    }
+}
+
 /// Replaces the table's contents (and schema) with the result of `plan`, in one commit.
 pub async fn overwrite(
     lake: &Lake,
     location: &DeltaLocation,
     plan: LogicalPlan,
     state: SessionState,
+    layout: Layout,
 ) -> Result<DeltaTable> {
     let table = match open(lake, location, None).await? {
         Some(table) => table,
         None => table_handle(lake, location)?,
     };
-    table
-        .write(Vec::new())
+    let failed = |e| LakeError::datafusion(format!("publish {}", location.sql_name), e);
+    let mut write = table.write(Vec::new());
+    let mut state = state;
+    let mut plan = plan;
+    if let Some(properties) = layout.writer_properties() {
+        write = write.with_writer_properties(properties);
+        plan = in_plan_order(plan, &state).await.map_err(failed)?;
+        // One partition keeps that order: delta-rs interleaves the batches of parallel
+        // partitions into its file.
+        state.config_mut().options_mut().execution.target_partitions = 1;
+    }
+    write
         .with_input_plan(plan)
         .with_session_state(Arc::new(state))
         .with_save_mode(SaveMode::Overwrite)
@@ -145,6 +196,44 @@ pub async fn overwrite(
         .with_table_name(&location.sql_name)
         .await
         .map_err(|e| LakeError::delta(&location.sql_name, e))
+}
+
+/// `plan`, planned now and read back as a one-partition stream. delta-rs wraps its input in
+/// nodes that do not declare that they keep row order, so DataFusion would drop a final sort
+/// of `plan` as useless; a stream scan has no sort to drop.
+async fn in_plan_order(
+    plan: LogicalPlan,
+    state: &SessionState,
+) -> datafusion::error::Result<LogicalPlan> {
+    let physical = state.create_physical_plan(&plan).await?;
+    let rows = PlannedRows {
+        schema: physical.schema(),
+        plan: physical,
+    };
+    let source = StreamingTable::try_new(rows.schema.clone(), vec![Arc::new(rows)])?;
+    LogicalPlanBuilder::scan("published", provider_as_source(Arc::new(source)), None)?.build()
+}
+
+#[derive(Debug)]
+struct PlannedRows {
+    schema: SchemaRef,
+    plan: Arc<dyn ExecutionPlan>,
+}
+
+impl PartitionStream for PlannedRows {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        match execute_stream(self.plan.clone(), ctx) {
+            Ok(stream) => stream,
+            Err(e) => Box::pin(RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                futures::stream::once(async move { Err(e) }),
+            )),
+        }
+    }
 }
 
 /// Appends rows, creating the table on first use; new columns merge into the schema.

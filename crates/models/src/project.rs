@@ -50,6 +50,10 @@ pub struct ModelSettings {
     /// For `incremental`: new rows replace kept rows with the same key (empty: append).
     #[serde(default)]
     pub unique_key: Vec<String>,
+    /// Columns that clients look single rows up by (`WHERE unified_id = ...`): the table is
+    /// published sorted by them, in small Parquet pages, so such a lookup reads a few KB.
+    #[serde(default)]
+    pub lookup_keys: Vec<String>,
     #[serde(default)]
     pub tests: DataTests,
     /// Set for audiences (`sql/marts/audiences/`): the consent purpose they are for.

@@ -5,16 +5,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cdphub_lake::delta::{self, DeltaLocation};
+use cdphub_lake::delta::{self, DeltaLocation, Layout};
 use cdphub_lake::{Catalog, LakeError};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::common::Column;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::logical_expr::{JoinType, LogicalPlan};
+use datafusion::logical_expr::{JoinType, LogicalPlan, col};
+use datafusion::prelude::DataFrame;
 use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
 
@@ -271,6 +273,26 @@ async fn build_and_publish(
         .await
         .map_err(|e| fail(execution(e)))?;
     let schema = Arc::new(df.schema().as_arrow().clone());
+    if let Some(key) = model
+        .settings
+        .lookup_keys
+        .iter()
+        .find(|key| schema.field_with_name(key).is_err())
+    {
+        return Err(fail(ModelError::Input {
+            model: name.clone(),
+            message: format!(
+                "lookup-keys names `{key}`, which the query does not return\n  columns: {}\n  hint: fix lookup-keys in {}",
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                model.path.with_extension("toml").display()
+            ),
+        }));
+    }
     let staged_url = catalog.lake.folder_url(staging_area);
     let counts = df
         .write_parquet(staged_url.as_str(), DataFrameWriteOptions::new(), None)
@@ -323,7 +345,12 @@ async fn build_and_publish(
     let plan = publish_plan(catalog, model, staged_table)
         .await
         .map_err(|e| (execution(e), outcomes.clone()))?;
-    let table = delta::overwrite(&catalog.lake, &location, plan, catalog.ctx.state())
+    let layout = if model.settings.lookup_keys.is_empty() {
+        Layout::Scan
+    } else {
+        Layout::Lookup
+    };
+    let table = delta::overwrite(&catalog.lake, &location, plan, catalog.ctx.state(), layout)
         .await
         .map_err(|e| (ModelError::from(e), outcomes.clone()))?;
     let version = table.version().unwrap_or_default();
@@ -356,7 +383,7 @@ async fn publish_plan(
         }
     };
     let Some(existing) = existing else {
-        return Ok(staged.logical_plan().clone());
+        return Ok(sorted_for_lookups(model, staged)?.logical_plan().clone());
     };
     let existing = catalog.ctx.read_table(existing)?;
     let keys: Vec<&str> = model
@@ -371,7 +398,23 @@ async fn publish_plan(
         let new_keys = staged.clone().select_columns(&keys)?;
         existing.join(new_keys, JoinType::LeftAnti, &keys, &keys, None)?
     };
-    Ok(kept.union_by_name(staged)?.logical_plan().clone())
+    let published = sorted_for_lookups(model, kept.union_by_name(staged)?)?;
+    Ok(published.logical_plan().clone())
+}
+
+/// Sorts by the model's `lookup-keys`, if any, so that each Parquet page covers a narrow
+/// key range.
+fn sorted_for_lookups(model: &Model, rows: DataFrame) -> datafusion::error::Result<DataFrame> {
+    if model.settings.lookup_keys.is_empty() {
+        return Ok(rows);
+    }
+    let order = model
+        .settings
+        .lookup_keys
+        .iter()
+        .map(|key| col(Column::new_unqualified(key)).sort(true, false))
+        .collect();
+    rows.sort(order)
 }
 
 /// A staging model whose raw source is broken fails with the source's own error.

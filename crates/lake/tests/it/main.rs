@@ -210,9 +210,15 @@ async fn delta_overwrite_publishes_versions_that_stay_readable() {
         (1, "SELECT order_id, amount * 2 AS amount FROM raw.orders"),
     ] {
         let plan = catalog.ctx.sql(sql).await.unwrap().logical_plan().clone();
-        let table = delta::overwrite(&lake, &location, plan, catalog.ctx.state())
-            .await
-            .unwrap();
+        let table = delta::overwrite(
+            &lake,
+            &location,
+            plan,
+            catalog.ctx.state(),
+            delta::Layout::Scan,
+        )
+        .await
+        .unwrap();
         assert_eq!(table.version(), Some(version));
     }
 
