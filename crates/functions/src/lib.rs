@@ -26,7 +26,7 @@ pub use error::{FunctionError, Result};
 
 use crate::cleaning::{CleaningFunction, parse_region};
 use crate::identity::StitchFunction;
-use crate::ranking::RankFunction;
+use crate::ranking::{IdentifierKey, RankFunction};
 
 /// Registers every cdphub function in `ctx`, configured by the `[identity]` section.
 /// `origin` names the config file for errors.
@@ -38,6 +38,7 @@ pub fn register_all(ctx: &SessionContext, config: &IdentityConfig, origin: &str)
     ctx.register_udf(CleaningFunction::phone(region));
     ctx.register_udf(CleaningFunction::name());
     ctx.register_udf(RankFunction::id_priority(config.priority.clone()));
+    ctx.register_udf(IdentifierKey::udf(config.priority.clone()));
     ctx.register_udf(RankFunction::source_priority(
         config.source_priority.clone(),
     ));
