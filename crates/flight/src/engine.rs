@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use arrow_flight::FlightData;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
+use arrow_flight::sql::metadata::SqlInfoData;
 use cdphub_lake::serve_config::{ServerConfig, UserConfig};
 use cdphub_lake::{CATALOG, Catalog, Lake, Project};
 use chrono::Utc;
@@ -32,7 +33,8 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, ObjectType, Statement as SqlStatement, Value, visit_expressions_mut,
+    DescribeAlias, Expr as SqlExpr, ObjectType, Statement as SqlStatement, Value,
+    visit_expressions_mut,
 };
 use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
 use rand::RngCore;
@@ -126,13 +128,15 @@ pub struct Engine {
     users: BTreeMap<String, UserConfig>,
     pub tokens: TokenStore,
     pub config: ServerConfig,
+    /// What GetSqlInfo answers, from `config`.
+    pub sql_info: SqlInfoData,
     pub audit: AuditLog,
     mask: Arc<ScalarUDF>,
     slots: Arc<Semaphore>,
     disk: Arc<DiskManager>,
-    running: Mutex<HashMap<String, CancellationToken>>,
-    finished: Mutex<HashMap<String, Instant>>,
-    cancelled_early: Mutex<HashMap<String, Instant>>,
+    /// Running, finished and cancellable queries, by user and query id; one lock so that a
+    /// cancel and the start of the same query cannot interleave.
+    queries: Mutex<Queries>,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
 }
 
@@ -155,14 +159,13 @@ impl Engine {
             users: config.users.clone(),
             tokens: TokenStore::new(server.token_ttl),
             slots: Arc::new(Semaphore::new(server.max_concurrent_queries)),
+            sql_info: crate::sql_info::sql_info(&server),
             config: server,
             catalogs,
             audit,
             mask: MaskFunction::udf(key),
             disk: Arc::new(disk),
-            running: Mutex::new(HashMap::new()),
-            finished: Mutex::new(HashMap::new()),
-            cancelled_early: Mutex::new(HashMap::new()),
+            queries: Mutex::new(Queries::new()),
             prepared: Mutex::new(HashMap::new()),
         })
     }
@@ -290,24 +293,33 @@ impl Engine {
         session: Arc<Session>,
         request: QueryRequest,
     ) -> Result<FlightDataStream> {
-        let mut audit = AuditDraft::new(&session, &request);
-        match self.start(&session, &request).await {
-            Ok((stream, permit, token, rows)) => Ok(Box::pin(Monitored {
-                inner: stream,
-                deadline: Box::pin(tokio::time::sleep(self.config.query_timeout)),
-                timeout: self.config.query_timeout,
-                cancelled: Box::pin(token.clone().cancelled_owned()),
-                memory_limit: self.config.query_memory_limit,
-                engine: self.clone(),
-                query_id: request.query_id.clone(),
-                audit: Some(audit),
-                rows,
-                bytes: 0,
-                done: false,
-                _permit: permit,
-            })),
+        // Until the stream exists, the client may go away (while the query waits for a slot or
+        // is planned): dropping this future then records the query as `disconnected`, and
+        // dropping the registration inside `start` takes it off the running queries.
+        let mut starting = Starting {
+            engine: self.clone(),
+            audit: Some(AuditDraft::new(&session, &request)),
+        };
+        let started = self.start(&session, &request).await;
+        let mut audit = starting.audit.take().expect("the draft is taken once");
+        match started {
+            Ok((stream, registration, permit, token, rows)) => Ok(Box::pin(Monitored::start(
+                QueryRun {
+                    inner: Some(stream),
+                    memory_limit: self.config.query_memory_limit,
+                    engine: self.clone(),
+                    registration: Some(registration),
+                    audit: Some(audit),
+                    rows,
+                    bytes: 0,
+                    permit: Some(permit),
+                    stopped: None,
+                    waker: None,
+                },
+                self.config.query_timeout,
+                token,
+            ))),
             Err(error) => {
-                self.forget(&request.query_id);
                 audit.fail(&error);
                 self.audit.record(audit.finish(0, 0));
                 Err(error)
@@ -316,16 +328,17 @@ impl Engine {
     }
 
     async fn start(
-        &self,
+        self: &Arc<Self>,
         session: &Session,
         request: &QueryRequest,
     ) -> Result<(
         BoxStream<'static, Result<FlightData, FlightError>>,
+        Registration,
         OwnedSemaphorePermit,
         CancellationToken,
         Arc<AtomicI64>,
     )> {
-        let token = self.register(&request.query_id)?;
+        let (registration, token) = self.register(session, &request.query_id)?;
         let permit = tokio::select! {
             permit = self.slots.clone().acquire_owned() => permit
                 .map_err(|_| ServeError::Internal("the server is shutting down".into()))?,
@@ -342,7 +355,13 @@ impl Engine {
                 .with_schema(schema)
                 .build(futures::stream::empty())
                 .boxed();
-            return Ok((stream, permit, token, Arc::new(AtomicI64::new(0))));
+            return Ok((
+                stream,
+                registration,
+                permit,
+                token,
+                Arc::new(AtomicI64::new(0)),
+            ));
         }
         let Planned { ctx, plan, .. } = planned;
         let frames = parameter_sets(&plan, request.params.as_ref())?;
@@ -384,7 +403,7 @@ impl Engine {
             .with_schema(schema)
             .build(batches)
             .boxed();
-        Ok((stream, permit, token, rows))
+        Ok((stream, registration, permit, token, rows))
     }
 
     fn query_error(&self, error: DataFusionError) -> ServeError {
@@ -397,55 +416,92 @@ impl Engine {
         ServeError::datafusion("query failed", error)
     }
 
-    fn register(&self, query_id: &str) -> Result<CancellationToken> {
-        if self
-            .cancelled_early
+    /// A query id for a ticket of `session`'s user: until the ticket is redeemed (or an hour
+    /// has passed), that user may cancel the query before it starts.
+    pub fn issue_query_id(&self, session: &Session) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.queries
             .lock()
-            .expect("cancel lock")
-            .remove(query_id)
-            .is_some()
-        {
+            .expect("queries lock")
+            .issued
+            .insert(QueryKey::new(session, &id));
+        id
+    }
+
+    /// Marks a query as running, unless its user cancelled it before it started.
+    fn register(
+        self: &Arc<Self>,
+        session: &Session,
+        query_id: &str,
+    ) -> Result<(Registration, CancellationToken)> {
+        let key = QueryKey::new(session, query_id);
+        let mut queries = self.queries.lock().expect("queries lock");
+        queries.issued.remove(&key);
+        if queries.cancelled_early.remove(&key) {
+            queries.finished.insert(key);
             return Err(ServeError::Cancelled);
         }
-        let token = CancellationToken::new();
-        self.running
-            .lock()
-            .expect("running lock")
-            .insert(query_id.to_string(), token.clone());
-        Ok(token)
+        let running = queries
+            .running
+            .entry(key.clone())
+            .or_insert_with(|| Running {
+                token: CancellationToken::new(),
+                executions: 0,
+            });
+        // The same ticket redeemed twice at once: one cancel stops both.
+        running.executions += 1;
+        let token = running.token.clone();
+        drop(queries);
+        Ok((
+            Registration {
+                engine: self.clone(),
+                key,
+            },
+            token,
+        ))
     }
 
-    fn forget(&self, query_id: &str) {
-        self.running.lock().expect("running lock").remove(query_id);
-        let mut finished = self.finished.lock().expect("finished lock");
-        let now = Instant::now();
-        finished.retain(|_, at| now.duration_since(*at) < Duration::from_secs(600));
-        finished.insert(query_id.to_string(), now);
+    fn forget(&self, key: &QueryKey) {
+        let mut queries = self.queries.lock().expect("queries lock");
+        if let Some(running) = queries.running.get_mut(key) {
+            running.executions -= 1;
+            if running.executions == 0 {
+                queries.running.remove(key);
+            }
+        }
+        queries.finished.insert(key.clone());
     }
 
-    /// Cancels a running query, or one that has a ticket but has not started yet.
-    pub fn cancel(&self, query_id: &str) -> CancelOutcome {
-        if let Some(token) = self.running.lock().expect("running lock").get(query_id) {
-            token.cancel();
+    /// Cancels a query of `session`'s user: a running one, or one whose ticket this server issued
+    /// to that user and that has not started yet. Queries of other users are not theirs to
+    /// cancel and are answered exactly like ids this server never issued: `NotFound`.
+    pub fn cancel(&self, session: &Session, query_id: &str) -> CancelOutcome {
+        let key = QueryKey::new(session, query_id);
+        let mut queries = self.queries.lock().expect("queries lock");
+        if let Some(running) = queries.running.get(&key) {
+            running.token.cancel();
             return CancelOutcome::Cancelled;
         }
-        if self
-            .finished
-            .lock()
-            .expect("finished lock")
-            .contains_key(query_id)
-        {
+        if queries.finished.contains(&key) {
             return CancelOutcome::NotCancellable;
         }
-        let mut early = self.cancelled_early.lock().expect("cancel lock");
-        let now = Instant::now();
-        early.retain(|_, at| now.duration_since(*at) < Duration::from_secs(3600));
-        early.insert(query_id.to_string(), now);
-        CancelOutcome::Cancelled
+        if queries.cancelled_early.contains(&key) {
+            return CancelOutcome::Cancelled;
+        }
+        if queries.issued.remove(&key) {
+            queries.cancelled_early.insert(key);
+            return CancelOutcome::Cancelled;
+        }
+        CancelOutcome::NotFound
     }
 
     pub fn running_queries(&self) -> usize {
-        self.running.lock().expect("running lock").len()
+        self.queries.lock().expect("queries lock").running.len()
+    }
+
+    /// Concurrency slots (`server.max-concurrent-queries`) free right now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
     }
 
     // ----------------------------------------------------- prepared statements ---
@@ -594,7 +650,123 @@ impl Engine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
     Cancelled,
+    /// The query is over.
     NotCancellable,
+    /// No query of the caller's user has this id (it may be another user's).
+    NotFound,
+}
+
+/// A query as cancel knows it. Query ids travel in tickets, which clients can copy or forge, so
+/// every lookup is by user and id: a user only ever reaches their own queries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct QueryKey {
+    user: String,
+    id: String,
+}
+
+impl QueryKey {
+    fn new(session: &Session, id: &str) -> Self {
+        Self {
+            user: session.user.clone(),
+            id: id.to_string(),
+        }
+    }
+}
+
+struct Running {
+    token: CancellationToken,
+    /// Streams of this query (a ticket may be redeemed more than once).
+    executions: usize,
+}
+
+/// Keys remembered for a while; expired ones are pruned as the map grows, so that inserting
+/// stays cheap however many queries a busy server sees.
+struct Recent {
+    ttl: Duration,
+    seen: HashMap<QueryKey, Instant>,
+    prune_at: usize,
+}
+
+impl Recent {
+    const MIN_PRUNE: usize = 1024;
+
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            seen: HashMap::new(),
+            prune_at: Self::MIN_PRUNE,
+        }
+    }
+
+    fn insert(&mut self, key: QueryKey) {
+        if self.seen.len() >= self.prune_at {
+            let ttl = self.ttl;
+            self.seen.retain(|_, at| at.elapsed() < ttl);
+            self.prune_at = (self.seen.len() * 2).max(Self::MIN_PRUNE);
+        }
+        self.seen.insert(key, Instant::now());
+    }
+
+    fn contains(&self, key: &QueryKey) -> bool {
+        self.seen.get(key).is_some_and(|at| at.elapsed() < self.ttl)
+    }
+
+    /// Whether `key` was there (and not expired).
+    fn remove(&mut self, key: &QueryKey) -> bool {
+        self.seen
+            .remove(key)
+            .is_some_and(|at| at.elapsed() < self.ttl)
+    }
+}
+
+struct Queries {
+    running: HashMap<QueryKey, Running>,
+    /// Over (done, failed, cancelled, client gone): a cancel is answered `NotCancellable`.
+    finished: Recent,
+    /// Tickets issued and not redeemed yet: their user may cancel them before they start.
+    issued: Recent,
+    /// Cancelled before they started: DoGet refuses them.
+    cancelled_early: Recent,
+}
+
+impl Queries {
+    fn new() -> Self {
+        Self {
+            running: HashMap::new(),
+            finished: Recent::new(Duration::from_secs(600)),
+            issued: Recent::new(Duration::from_secs(3600)),
+            cancelled_early: Recent::new(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// A query in `Queries::running`; dropping it (the stream ended, failed or was dropped because
+/// the client went away) moves the query to `finished`.
+struct Registration {
+    engine: Arc<Engine>,
+    key: QueryKey,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.engine.forget(&self.key);
+    }
+}
+
+/// The audit record of a query that has no stream yet: recorded as `disconnected` if the
+/// client goes away before there is one.
+struct Starting {
+    engine: Arc<Engine>,
+    audit: Option<AuditDraft>,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(mut draft) = self.audit.take() {
+            draft.record.status = "disconnected".into();
+            self.engine.audit.record(draft.finish(0, 0));
+        }
+    }
 }
 
 pub struct TableEntry {
@@ -630,7 +802,7 @@ fn dummy_hash() -> &'static str {
 fn classify(statement: &DfStatement) -> Result<StatementKind> {
     let refuse = |what: String| {
         Err(ServeError::InvalidArgument(format!(
-            "{what} is not allowed over Flight SQL: the server runs queries (SELECT, WITH, EXPLAIN, SHOW) and the session's temporary views (CREATE VIEW / DROP VIEW); tables are written by `cdphub run` and bulk ingest"
+            "{what} is not allowed over Flight SQL: the server runs queries (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE) and the session's temporary views (CREATE VIEW / DROP VIEW); tables are written by `cdphub run` and bulk ingest"
         )))
     };
     match statement {
@@ -638,6 +810,12 @@ fn classify(statement: &DfStatement) -> Result<StatementKind> {
             SqlStatement::Query(_)
             | SqlStatement::ShowTables { .. }
             | SqlStatement::ShowColumns { .. } => Ok(StatementKind::Query),
+            // `DESCRIBE t`: the columns and types of a table the role may read (resolved through
+            // the secured catalog, so with the masked columns as the role sees them).
+            SqlStatement::ExplainTable {
+                describe_alias: DescribeAlias::Describe | DescribeAlias::Desc,
+                ..
+            } => Ok(StatementKind::Query),
             SqlStatement::Explain { statement, .. } => match statement.as_ref() {
                 SqlStatement::Query(_) => Ok(StatementKind::Query),
                 other => refuse(format!("EXPLAIN of `{}`", first_words(&other.to_string()))),
@@ -899,25 +1077,44 @@ impl AuditDraft {
 }
 
 /// The DoGet stream of one query: limits, cancel, audit.
+///
+/// The timeout and cancel are enforced by a watchdog task, not when the client reads: a client
+/// that stops reading (stalled, or gone without closing its connection) leaves the stream
+/// unpolled behind HTTP/2 flow control, and must not hold its concurrency slot, memory and
+/// DataFusion stream past `server.query-timeout`. The watchdog stops the query at once and the
+/// client gets the error on its next read.
 struct Monitored {
-    inner: BoxStream<'static, Result<FlightData, FlightError>>,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    timeout: Duration,
-    cancelled: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    run: Arc<Mutex<QueryRun>>,
+    watchdog: tokio::task::JoinHandle<()>,
+}
+
+/// What a query holds while it streams; all released together when it is over.
+struct QueryRun {
+    /// `None` once the query is over.
+    inner: Option<BoxStream<'static, Result<FlightData, FlightError>>>,
     memory_limit: u64,
     engine: Arc<Engine>,
-    query_id: String,
+    registration: Option<Registration>,
     audit: Option<AuditDraft>,
     rows: Arc<AtomicI64>,
     bytes: i64,
-    done: bool,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
+    /// Why the watchdog stopped the query: what the client's next read returns.
+    stopped: Option<ServeError>,
+    /// The task reading the stream, woken when the watchdog stops it.
+    waker: Option<std::task::Waker>,
 }
 
-impl Monitored {
+impl QueryRun {
+    fn over(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// Releases everything the query holds and writes its audit record.
     fn finish(&mut self, error: Option<&ServeError>, status: Option<&str>) {
-        self.done = true;
-        self.engine.forget(&self.query_id);
+        self.inner = None;
+        self.permit = None;
+        self.registration = None;
         if let Some(mut draft) = self.audit.take() {
             if let Some(error) = error {
                 draft.fail(error);
@@ -930,9 +1127,16 @@ impl Monitored {
         }
     }
 
-    fn fail(&mut self, error: ServeError) -> Poll<Option<Result<FlightData, Status>>> {
+    /// The watchdog's stop: timeout or cancel, whether or not the client is reading.
+    fn stop(&mut self, error: ServeError) {
+        if self.over() {
+            return;
+        }
         self.finish(Some(&error), None);
-        Poll::Ready(Some(Err(error.into())))
+        self.stopped = Some(error);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
     }
 
     fn classify(&self, error: FlightError) -> ServeError {
@@ -959,43 +1163,69 @@ impl Monitored {
     }
 }
 
+impl Monitored {
+    fn start(run: QueryRun, timeout: Duration, cancel: CancellationToken) -> Self {
+        let run = Arc::new(Mutex::new(run));
+        let watched = Arc::downgrade(&run);
+        let watchdog = tokio::spawn(async move {
+            let error = tokio::select! {
+                _ = tokio::time::sleep(timeout) => ServeError::Timeout(timeout),
+                _ = cancel.cancelled() => ServeError::Cancelled,
+            };
+            if let Some(run) = watched.upgrade() {
+                run.lock().expect("query run lock").stop(error);
+            }
+        });
+        Self { run, watchdog }
+    }
+}
+
 impl Stream for Monitored {
     type Item = Result<FlightData, Status>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut run = self.run.lock().expect("query run lock");
+        if let Some(error) = run.stopped.take() {
+            return Poll::Ready(Some(Err(error.into())));
+        }
+        let Some(inner) = run.inner.as_mut() else {
             return Poll::Ready(None);
-        }
-        if self.cancelled.as_mut().poll(cx).is_ready() {
-            return self.fail(ServeError::Cancelled);
-        }
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            let timeout = self.timeout;
-            return self.fail(ServeError::Timeout(timeout));
-        }
-        match self.inner.poll_next_unpin(cx) {
+        };
+        match inner.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(data))) => {
-                self.bytes += (data.data_body.len() + data.data_header.len()) as i64;
+                run.bytes += (data.data_body.len() + data.data_header.len()) as i64;
                 Poll::Ready(Some(Ok(data)))
             }
             Poll::Ready(Some(Err(error))) => {
-                let error = self.classify(error);
-                self.fail(error)
+                let error = run.classify(error);
+                run.finish(Some(&error), None);
+                Poll::Ready(Some(Err(error.into())))
             }
             Poll::Ready(None) => {
-                self.finish(None, None);
+                run.finish(None, None);
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if !run
+                    .waker
+                    .as_ref()
+                    .is_some_and(|waker| waker.will_wake(cx.waker()))
+                {
+                    run.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
         }
     }
 }
 
 impl Drop for Monitored {
     fn drop(&mut self) {
-        if !self.done {
+        self.watchdog.abort();
+        let mut run = self.run.lock().expect("query run lock");
+        if !run.over() {
             // The client went away (or cancelled the call) before the end of the results.
-            self.finish(None, Some("disconnected"));
+            run.finish(None, Some("disconnected"));
         }
     }
 }
@@ -1024,6 +1254,13 @@ mod tests {
             classify(&parse("CREATE VIEW v AS SELECT 1")).unwrap(),
             StatementKind::Ddl
         );
+        for describe in ["DESCRIBE marts.x", "DESC marts.x", "DESCRIBE SELECT 1"] {
+            assert_eq!(
+                classify(&parse(describe)).unwrap(),
+                StatementKind::Query,
+                "{describe}"
+            );
+        }
         for refused in [
             "CREATE TABLE t AS SELECT 1",
             "INSERT INTO raw.x VALUES (1)",

@@ -42,7 +42,7 @@ use crate::engine::{
     CancelOutcome, Engine, FlightDataStream, QueryRequest, StatementKind, TABLE_TYPES,
 };
 use crate::error::ServeError;
-use crate::sql_info::{sql_info, xdbc_type_info};
+use crate::sql_info::xdbc_type_info;
 
 /// The authenticated caller, put in the request extensions by [`Authenticated`].
 #[derive(Clone)]
@@ -349,7 +349,7 @@ impl FlightSqlService for CdpFlightSql {
             .describe(&session, &query.query, client(&request))
             .await?;
         let ticket = TicketPayload {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: self.engine.issue_query_id(&session),
             sql: Some(query.query),
             prepared: None,
         }
@@ -377,7 +377,7 @@ impl FlightSqlService for CdpFlightSql {
             self.engine.bound_schema(&session, &prepared).await?
         };
         let ticket = TicketPayload {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: self.engine.issue_query_id(&session),
             sql: None,
             prepared: Some(String::from_utf8_lossy(&query.prepared_statement_handle).to_string()),
         }
@@ -570,7 +570,7 @@ impl FlightSqlService for CdpFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let ticket = Ticket::new(query.as_any().encode_to_vec());
-        let schema = query.into_builder(sql_info()).schema();
+        let schema = query.into_builder(&self.engine.sql_info).schema();
         Ok(Response::new(flight_info(
             &schema,
             ticket,
@@ -583,7 +583,7 @@ impl FlightSqlService for CdpFlightSql {
         query: CommandGetSqlInfo,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let builder = query.into_builder(sql_info());
+        let builder = query.into_builder(&self.engine.sql_info);
         let schema = builder.schema();
         Ok(Response::new(one_batch(schema, builder.build())))
     }
@@ -836,16 +836,17 @@ impl FlightSqlService for CdpFlightSql {
     async fn do_action_cancel_query(
         &self,
         query: ActionCancelQueryRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<ActionCancelQueryResult, Status> {
+        let session = caller(&request)?;
         let info = FlightInfo::decode(query.info).map_err(|_| {
             Status::invalid_argument("CancelQuery needs the FlightInfo of the query")
         })?;
-        let outcome = cancel_info(&self.engine, &info)?;
+        let outcome = cancel_info(&self.engine, &session, &info)?;
         Ok(ActionCancelQueryResult {
             result: match outcome {
                 CancelOutcome::Cancelled => 1,
-                CancelOutcome::NotCancellable => 3,
+                _ => 3,
             },
         })
     }
@@ -855,16 +856,17 @@ impl FlightSqlService for CdpFlightSql {
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         if request.get_ref().r#type == "CancelFlightInfo" {
+            let session = caller(&request)?;
             let cancel = CancelFlightInfoRequest::decode(request.get_ref().body.clone())
                 .map_err(|_| Status::invalid_argument("malformed CancelFlightInfoRequest"))?;
             let info = cancel
                 .info
                 .ok_or_else(|| Status::invalid_argument("CancelFlightInfo needs the FlightInfo"))?;
-            let outcome = cancel_info(&self.engine, &info)?;
+            let outcome = cancel_info(&self.engine, &session, &info)?;
             let result = CancelFlightInfoResult {
                 status: match outcome {
                     CancelOutcome::Cancelled => 1,
-                    CancelOutcome::NotCancellable => 3,
+                    _ => 3,
                 },
             };
             let body = arrow_flight::Result {
@@ -890,23 +892,37 @@ impl FlightSqlService for CdpFlightSql {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-fn cancel_info(engine: &Engine, info: &FlightInfo) -> Result<CancelOutcome, Status> {
-    let mut outcome = None;
+/// Cancels the queries of `info`'s endpoints that belong to `session`'s user. `NOT_FOUND` when
+/// none does: an id this server never issued and another user's query get the same answer, so
+/// that a cancel neither stops nor reveals other users' queries.
+fn cancel_info(
+    engine: &Engine,
+    session: &Session,
+    info: &FlightInfo,
+) -> Result<CancelOutcome, Status> {
+    let mut outcome = CancelOutcome::NotFound;
     for endpoint in &info.endpoint {
         let Some(ticket) = &endpoint.ticket else {
             continue;
         };
         if let Some(payload) = TicketPayload::from_ticket_bytes(&ticket.ticket) {
-            let this = engine.cancel(&payload.id);
-            outcome = Some(match (outcome, this) {
-                (Some(CancelOutcome::Cancelled), _) | (_, CancelOutcome::Cancelled) => {
+            outcome = match (outcome, engine.cancel(session, &payload.id)) {
+                (CancelOutcome::Cancelled, _) | (_, CancelOutcome::Cancelled) => {
                     CancelOutcome::Cancelled
                 }
-                _ => CancelOutcome::NotCancellable,
-            });
+                (CancelOutcome::NotCancellable, _) | (_, CancelOutcome::NotCancellable) => {
+                    CancelOutcome::NotCancellable
+                }
+                _ => CancelOutcome::NotFound,
+            };
         }
     }
-    outcome.ok_or_else(|| Status::not_found("the FlightInfo names no query of this server"))
+    match outcome {
+        CancelOutcome::NotFound => Err(Status::not_found(
+            "the FlightInfo names no query of yours on this server; a query can only be cancelled by the user who runs it",
+        )),
+        found => Ok(found),
+    }
 }
 
 /// Checks the bearer token on every RPC except the handshake, then hands over to Flight SQL.

@@ -116,6 +116,18 @@ def short_server(project: Path):
 
 
 @pytest.fixture(scope="session")
+def single_slot_server(project: Path):
+    """One query at a time (server.max-concurrent-queries = 1), queries limited to 60 s."""
+    srv = Server(
+        project,
+        env={"CDPHUB_SERVER_MAX_CONCURRENT_QUERIES": "1", "CDPHUB_SERVER_QUERY_TIMEOUT": "60s"},
+    )
+    yield srv
+    log = srv.stop()
+    assert "panicked" not in log, log
+
+
+@pytest.fixture(scope="session")
 def tls_server(project: Path):
     """TLS with a self-signed certificate for 127.0.0.1."""
     from cryptography import x509

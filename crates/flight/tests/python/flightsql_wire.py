@@ -55,3 +55,28 @@ def query_info(client, options, sql: str) -> flight.FlightInfo:
 def query(client, options, sql: str):
     info = query_info(client, options, sql)
     return client.do_get(info.endpoints[0].ticket, options).read_all()
+
+
+def _packed_uint32(number: int, values) -> bytes:
+    return _field(number, b"".join(_varint(v) for v in values))
+
+
+def get_sql_info(info_ids) -> bytes:
+    """Any(CommandGetSqlInfo{info})."""
+    return any_message("CommandGetSqlInfo", _packed_uint32(1, info_ids))
+
+
+def sql_info(client, options, info_ids) -> dict:
+    """GetSqlInfo: {info id: value}."""
+    descriptor = flight.FlightDescriptor.for_command(get_sql_info(info_ids))
+    info = client.get_flight_info(descriptor, options)
+    table = client.do_get(info.endpoints[0].ticket, options).read_all()
+    return {
+        name.as_py(): value.as_py()
+        for name, value in zip(table.column("info_name"), table.column("value"))
+    }
+
+
+def cancel_query_action(info: flight.FlightInfo) -> flight.Action:
+    """The legacy Flight SQL CancelQuery action: Any(ActionCancelQueryRequest{info})."""
+    return flight.Action("CancelQuery", any_message("ActionCancelQueryRequest", _field(1, info.serialize())))

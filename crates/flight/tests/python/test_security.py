@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as adbc_flightsql
 import pyarrow as pa
@@ -15,8 +19,10 @@ from conftest import ADMIN, ANALYST
 from flightsql_wire import (
     authenticated,
     cancel_flight_info_request,
+    cancel_query_action,
     query,
     query_info,
+    sql_info,
     statement_query,
 )
 
@@ -193,17 +199,155 @@ def test_masking_holds_on_every_query_path(server):
         assert column(conn, "SELECT count(*) FROM staging.identities WHERE id_value LIKE '%@%'")[0] > 0
 
 
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def cells(table: pa.Table):
+    """Every non-null cell of an Arrow table, as text."""
+    for name in table.column_names:
+        for value in table.column(name).to_pylist():
+            if value is not None:
+                yield str(value)
+
+
 def test_masking_in_information_schema_and_metadata(server):
+    """Metadata lists the masked columns with their types, and no path through it (the
+    information_schema tables, SHOW, DESCRIBE, session views under qualified names) shows
+    a clear value."""
+    profiles = "SELECT unified_id, email AS contact, phone, first_name, birth_date FROM marts.customer_profiles"
+    views = [
+        f"CREATE VIEW my_profiles AS {profiles}",
+        "CREATE VIEW my_ids AS SELECT id_type, id_value FROM staging.identities WHERE id_type IN ('email', 'phone')",
+        "CREATE VIEW my_known AS SELECT contact, birth_date FROM my_profiles WHERE contact IS NOT NULL",
+    ]
+    # The clear values, as a role with `pii` sees them through the very same views.
+    with connect(server, ADMIN) as conn:
+        for sql in views:
+            rows(conn, sql)
+        clear = rows(conn, "SELECT contact, phone FROM my_profiles") + rows(
+            conn, "SELECT id_value, NULL FROM my_ids"
+        )
+        admin_columns = rows(
+            conn,
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema IN ('marts', 'public') "
+            "AND table_name IN ('customer_profiles', 'my_profiles', 'my_ids', 'my_known') "
+            "ORDER BY table_name, ordinal_position",
+        )
+    emails = {v for row in clear for v in row if v and "@" in v}
+    phones = {v for row in clear for v in row if v and "@" not in v}
+    assert len(emails) > 50 and len(phones) > 50, (len(emails), len(phones))
+
+    def leaks(table: pa.Table):
+        found = []
+        for cell in cells(table):
+            if cell in emails or cell in phones or any(e in emails for e in EMAIL.findall(cell)):
+                found.append(cell)
+        return found
+
+    with connect(server, ADMIN) as conn:
+        for sql in views:
+            rows(conn, sql)
+        with conn.cursor() as cur:
+            cur.execute("SELECT * FROM cdphub.public.my_known")
+            assert leaks(cur.fetch_arrow_table()), "positive control: the admin sees clear values"
+
     with connect(server, ANALYST) as conn:
+        for sql in views:
+            rows(conn, sql)
+        paths = [
+            "SELECT * FROM my_profiles",
+            "SELECT * FROM public.my_profiles",
+            "SELECT * FROM cdphub.public.my_profiles",
+            "SELECT * FROM cdphub.public.my_ids",
+            "SELECT * FROM my_known",
+            "SELECT k.* FROM cdphub.public.my_known k JOIN marts.customer_profiles p ON k.contact = p.email",
+            "SELECT * FROM information_schema.views",
+            "SELECT * FROM cdphub.information_schema.views",
+            "SELECT * FROM information_schema.columns",
+            "SELECT * FROM cdphub.information_schema.columns",
+            "SELECT * FROM information_schema.tables",
+            "SELECT * FROM information_schema.schemata",
+            "SELECT * FROM information_schema.df_settings",
+            "SHOW TABLES",
+            "SHOW COLUMNS FROM marts.customer_profiles",
+            "SHOW COLUMNS FROM staging.identities",
+            "SHOW COLUMNS FROM my_profiles",
+            "DESCRIBE marts.customer_profiles",
+            "DESCRIBE my_profiles",
+            "DESCRIBE cdphub.public.my_known",
+            "DESCRIBE SELECT email, phone FROM marts.customer_profiles",
+        ]
+        for sql in paths:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                table = cur.fetch_arrow_table()
+            assert not leaks(table), f"{sql} shows clear personal data: {leaks(table)[:5]}"
+
+        # Through the session views, text is a pseudonym and other types NULL.
+        profile_rows = rows(conn, "SELECT contact, phone, birth_date FROM cdphub.public.my_profiles")
+        assert_masked([r[0] for r in profile_rows])
+        assert all(r[0] is None or r[0].startswith("pii:") for r in profile_rows)
+        assert all(r[1] is None or r[1].startswith("pii:") for r in profile_rows)
+        assert all(r[2] is None for r in profile_rows), "a masked date is NULL"
+        assert_masked(column(conn, "SELECT id_value FROM public.my_ids"))
+        probe = next(iter(emails))
+        assert column(conn, "SELECT count(*) FROM my_known WHERE contact = ?", (probe,)) == [0]
+
+        # The masked columns stay listed, with the types the admin sees.
+        analyst_columns = rows(
+            conn,
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema IN ('marts', 'public') "
+            "AND table_name IN ('customer_profiles', 'my_profiles', 'my_ids', 'my_known') "
+            "ORDER BY table_name, ordinal_position",
+        )
+        assert analyst_columns == admin_columns
+        listed = {(t, c): d for t, c, d in analyst_columns}
+        for table_name, name in [
+            ("customer_profiles", "email"),
+            ("customer_profiles", "phone"),
+            ("customer_profiles", "first_name"),
+            ("my_profiles", "contact"),
+            ("my_ids", "id_value"),
+        ]:
+            assert listed[(table_name, name)].startswith("Utf8"), (table_name, name, listed)
+        assert listed[("customer_profiles", "birth_date")] == "Date32"
+        assert listed[("my_known", "birth_date")] == "Date32"
         cols = rows(
             conn,
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
             "WHERE table_schema = 'staging' AND table_name = 'identities' ORDER BY ordinal_position",
         )
-        assert ("id_value", "Utf8") in cols or any(c[0] == "id_value" for c in cols)
+        id_value = [c for c in cols if c[0] == "id_value"]
+        assert id_value and id_value[0][1].startswith("Utf8") and id_value[0][2] == "YES", cols
+        assert all(c[3] is None for c in cols), "no column defaults"
+        # DESCRIBE and SHOW COLUMNS agree with information_schema.
+        for sql, table_name in [
+            ("DESCRIBE marts.customer_profiles", "customer_profiles"),
+            ("DESCRIBE my_profiles", "my_profiles"),
+            ("SHOW COLUMNS FROM marts.customer_profiles", "customer_profiles"),
+        ]:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                shown = cur.fetch_arrow_table()
+            pairs = list(zip(shown.column("column_name").to_pylist(), shown.column("data_type").to_pylist()))
+            assert pairs == [(c, d) for t, c, d in analyst_columns if t == table_name], sql
+        # The session's views, with the SQL they were created with.
+        assert rows(
+            conn,
+            "SELECT table_name, definition FROM information_schema.views "
+            "WHERE table_schema = 'public' ORDER BY table_name",
+        ) == sorted(zip(["my_profiles", "my_ids", "my_known"], views))
         # The views of other sessions are not visible, and raw is not listed.
-        listed = column(conn, "SELECT DISTINCT table_schema FROM information_schema.columns")
-        assert "raw" not in listed
+        listed_schemas = column(conn, "SELECT DISTINCT table_schema FROM information_schema.columns")
+        assert "raw" not in listed_schemas
+        with pytest.raises(Exception, match="(?i)permission denied"):
+            rows(conn, "DESCRIBE raw.crm_customers")
+    with connect(server, ANALYST) as other_session:
+        assert column(
+            other_session, "SELECT count(*) FROM information_schema.views WHERE table_schema = 'public'"
+        ) == [0]
 
 
 # ------------------------------------------------------ limits and cancel ---
@@ -277,15 +421,157 @@ def cancel_a_running_query(server):
     assert query(client, options, "SELECT 1 AS n").column("n")[0].as_py() == 1
 
 
-def test_client_disconnect_mid_stream_is_handled(server):
-    client, options = authenticated(server.uri, *ADMIN)
-    info = query_info(client, options, "SELECT value FROM generate_series(1, 50000000)")
-    reader = client.do_get(info.endpoints[0].ticket, options)
-    first = reader.read_chunk()
-    assert first.data.num_rows > 0
-    client.close()
+def test_cancel_by_another_user_leaves_the_query_running(server):
+    interrupts = []
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupts.append("SIGINT"))
+    try:
+        cancel_by_another_user(server)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+
+
+def cancel_by_another_user(server):
+    owner, owner_options = authenticated(server.uri, *ADMIN)
+    other, other_options = authenticated(server.uri, *ANALYST)
+    info = query_info(owner, owner_options, "SELECT count(*) FROM generate_series(1, 100000000000)")
+    outcome = []
+
+    def run():
+        try:
+            owner.do_get(info.endpoints[0].ticket, owner_options).read_all()
+            outcome.append("finished")
+        except flight.FlightError as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(1.5)
+    # Another user's cancel, by either action, is NOT_FOUND (ArrowKeyError in pyarrow): the
+    # same answer as for a query id the server never issued.
+    with pytest.raises(pa.ArrowKeyError, match="no query of yours") as unknown:
+        forged = flight.FlightInfo(
+            pa.schema([]),
+            flight.FlightDescriptor.for_command(b""),
+            [flight.FlightEndpoint(b"not-a-ticket-of-this-server", [])],
+            -1,
+            -1,
+        )
+        list(other.do_action(flight.Action("CancelFlightInfo", cancel_flight_info_request(forged)), other_options))
+    for action in [
+        flight.Action("CancelFlightInfo", cancel_flight_info_request(info)),
+        cancel_query_action(info),
+    ]:
+        with pytest.raises(pa.ArrowKeyError) as refused:
+            list(other.do_action(action, other_options))
+        assert str(refused.value) == str(unknown.value)
+    time.sleep(1.0)
+    assert thread.is_alive() and outcome == [], "another user's cancel stopped the query"
+    # The user who runs it cancels it.
+    results = list(owner.do_action(flight.Action("CancelFlightInfo", cancel_flight_info_request(info)), owner_options))
+    assert results and results[0].body.to_pybytes() == b"\x08\x01"  # CANCEL_STATUS_CANCELLED
+    thread.join(timeout=60)
+    assert len(outcome) == 1 and isinstance(outcome[0], flight.FlightCancelledError), outcome
+
+
+def audit_records(server, marker: str, expected: int):
+    """The hub.audit_log rows of queries whose SQL holds `marker` (waits for the writer)."""
+    admin, admin_options = authenticated(server.uri, *ADMIN)
+    deadline = time.monotonic() + 20
+    while True:
+        table = query(
+            admin,
+            admin_options,
+            f"SELECT sql, status, rows, bytes FROM hub.audit_log WHERE sql LIKE '%{marker}%' "
+            "AND sql NOT LIKE '%hub.audit_log%' ORDER BY started_at",
+        )
+        if table.num_rows >= expected or time.monotonic() > deadline:
+            return table.to_pylist()
+        time.sleep(0.5)
+
+
+# A client process that reads one batch of its query and dies: no close, no cancel; the OS
+# closes its connection.
+GONE_CLIENT = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from flightsql_wire import authenticated, query_info
+client, options = authenticated(sys.argv[2], sys.argv[3], sys.argv[4])
+info = query_info(client, options, sys.argv[5])
+reader = client.do_get(info.endpoints[0].ticket, options)
+print(reader.read_chunk().data.num_rows, flush=True)
+os._exit(0)
+"""
+
+
+def test_client_disconnect_mid_stream_is_handled(single_slot_server):
+    # pyarrow may turn a cancelled read into a simulated Ctrl-C (see test_cancel_a_running_query).
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        client_disconnect_mid_stream(single_slot_server)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+
+
+def client_disconnect_mid_stream(server):
+    marker = f"gone-{time.time_ns()}"
+    rows_total = 50_000_000
+    streamed = f"SELECT value, '{marker}-mid-stream' AS m FROM generate_series(1, {rows_total})"
+    gone = subprocess.run(
+        [sys.executable, "-c", GONE_CLIENT, str(Path(__file__).parent), server.uri, *ADMIN, streamed],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert gone.returncode == 0 and int(gone.stdout) > 0, gone
+
+    # The only slot is free again at once: a new query does not wait for the first one's
+    # timeout (60 s) to get it.
     other, other_options = authenticated(server.uri, *ADMIN)
+    started = time.monotonic()
     assert query(other, other_options, "SELECT 2 AS n").column("n")[0].as_py() == 2
+    assert time.monotonic() - started < 10
+
+    # A client that gives up while its query waits for the slot frees nothing it does not hold.
+    holder, holder_options = authenticated(server.uri, *ADMIN)
+    held = holder.do_get(
+        query_info(holder, holder_options, f"SELECT value, '{marker}-holder' AS m FROM generate_series(1, {rows_total})").endpoints[0].ticket,
+        holder_options,
+    )
+    assert held.read_chunk().data.num_rows > 0
+    impatient = flight.FlightClient(server.uri)
+    header = impatient.authenticate_basic_token(ADMIN[0].encode(), ADMIN[1].encode())
+    queued = query_info(impatient, flight.FlightCallOptions(headers=[header]), f"SELECT '{marker}-queued' AS m")
+    with pytest.raises(flight.FlightTimedOutError):
+        # The call's deadline passes while the query waits for the slot: gRPC cancels it.
+        impatient.do_get(
+            queued.endpoints[0].ticket, flight.FlightCallOptions(headers=[header], timeout=1.0)
+        ).read_all()
+    # Give the server the time to see the call go (the client's RST_STREAM, and its own reading
+    # of the call's grpc-timeout) before the slot frees up: a query still waiting then would run.
+    time.sleep(2)
+    # The holder stops its call: the slot is free for the next query at once. (Closing the
+    # client while the reader is still open would not end the call: the server would see a
+    # client that stopped reading, and free the slot only at the query timeout.)
+    held.cancel()
+    holder.close()
+    started = time.monotonic()
+    assert query(other, other_options, "SELECT 3 AS n").column("n")[0].as_py() == 3
+    assert time.monotonic() - started < 10
+
+    # Each query that lost its client is in the audit log as `disconnected`.
+    records = {r["sql"]: r for r in audit_records(server, marker, 3)}
+    assert set(records) == {
+        streamed,
+        f"SELECT value, '{marker}-holder' AS m FROM generate_series(1, {rows_total})",
+        f"SELECT '{marker}-queued' AS m",
+    }, records
+    assert all(r["status"] == "disconnected" for r in records.values()), records
+    gone = records[streamed]
+    assert 0 < gone["rows"] < rows_total and gone["bytes"] > 0, gone
+    assert records[f"SELECT '{marker}-queued' AS m"]["rows"] == 0
+    # And the server is still up and serving.
+    assert server.process.poll() is None
+    assert query(other, other_options, "SELECT 4 AS n").column("n")[0].as_py() == 4
 
 
 # ------------------------------------------------------------------- audit ---
@@ -321,6 +607,15 @@ def test_every_query_lands_in_the_audit_log(server):
     # Analysts cannot read the audit log.
     with pytest.raises(flight.FlightUnauthorizedError, match="hub.audit_log"):
         query(analyst, analyst_options, "SELECT * FROM hub.audit_log")
+
+
+def test_get_sql_info_reports_the_configured_statement_timeout(server, short_server):
+    """FLIGHT_SQL_SERVER_STATEMENT_TIMEOUT (100) is server.query-timeout, in milliseconds as
+    the Flight SQL spec has it; FLIGHT_SQL_SERVER_TRANSACTION_TIMEOUT (101) is 0 (no
+    transactions)."""
+    for srv, millis in [(server, 5 * 60 * 1000), (short_server, 3000)]:
+        client, options = authenticated(srv.uri, *ANALYST)
+        assert sql_info(client, options, [100, 101]) == {100: millis, 101: 0}
 
 
 def test_metadata_rpcs_answer(server):
