@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--password", required=True)
     parser.add_argument("--lake", required=True, help="lake directory (to read the Parquet directly)")
     parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
     table = wide_table(args.rows)

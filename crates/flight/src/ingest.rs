@@ -29,6 +29,11 @@ use crate::error::{Result, ServeError};
 /// its first batch, so this bounds the time to first row of a `SELECT *` (DuckDB uses 122,880).
 const INGEST_ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Largest dictionary of a column chunk before the writer falls back to plain encoding. Small
+/// enough that a column of mostly distinct values (ids, amounts, times) is stored plain, which
+/// is cheaper to read than a dictionary of a whole row group's values; categories keep theirs.
+const INGEST_DICTIONARY_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Create,
@@ -311,6 +316,7 @@ fn open_writer(
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(INGEST_ROW_GROUP_ROWS))
+        .set_dictionary_page_size_limit(INGEST_DICTIONARY_BYTES)
         .build();
     let writer = AsyncArrowWriter::try_new(
         BufWriter::new(store, file.clone()),
