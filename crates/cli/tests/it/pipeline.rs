@@ -189,3 +189,88 @@ fn demo_goes_from_nothing_to_a_tour() {
     let again = project.ok(&["demo", "--no-serve"]);
     assert!(again.contains("reusing it"), "{again}");
 }
+
+#[test]
+fn lookup_keys_publish_sorted_rows_in_small_pages() {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::serialized_reader::ReadOptionsBuilder;
+
+    let project = TestProject::new();
+    project.generate();
+    let settings = std::fs::read_to_string(project.path("sql/staging/orders.toml")).unwrap();
+    project.write(
+        "sql/staging/orders.toml",
+        &format!("lookup-keys = [\"order_id\"]\n{settings}"),
+    );
+    project.ok(&["run", "--select", "staging.orders"]);
+
+    let folder = project.lake_path("curated/staging/orders");
+    let files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    assert_eq!(files.len(), 1, "one file for one small publish: {files:?}");
+    let file = || std::fs::File::open(&files[0]).unwrap();
+
+    // Rows in key order.
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file()).unwrap();
+    let key = reader.schema().index_of("order_id").unwrap();
+    let mut keys = Vec::new();
+    for batch in reader.build().unwrap() {
+        let column = arrow::compute::cast(
+            batch.unwrap().column(key),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let column = column
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        keys.extend(column.iter().map(|v| v.unwrap().to_string()));
+    }
+    let published = project.scalar("SELECT count(*) FROM staging.orders");
+    assert_eq!(keys.len().to_string(), published);
+    assert!(
+        keys.windows(2).all(|w| w[0] <= w[1]),
+        "order_id is not sorted"
+    );
+
+    // Pages of at most 1,024 rows, and no dictionary to load before the first value.
+    let options = ReadOptionsBuilder::new().with_page_index().build();
+    let parquet = SerializedFileReader::new_with_options(file(), options).unwrap();
+    let metadata = parquet.metadata();
+    let chunk = metadata.row_group(0).column(key);
+    assert!(
+        chunk.dictionary_page_offset().is_none(),
+        "order_id has a dictionary"
+    );
+    let pages = metadata.offset_index().expect("page index")[0][key].page_locations();
+    assert!(
+        pages.len() >= 2,
+        "{} rows in {} page(s)",
+        keys.len(),
+        pages.len()
+    );
+    let mut starts: Vec<i64> = pages.iter().map(|p| p.first_row_index).collect();
+    starts.push(metadata.row_group(0).num_rows());
+    assert!(starts.windows(2).all(|w| w[1] - w[0] <= 1024), "{starts:?}");
+
+    // A key the query does not return is an error naming the file.
+    project.write(
+        "sql/staging/orders.toml",
+        &format!("lookup-keys = [\"order_number\"]\n{settings}"),
+    );
+    let output = project.cdphub(&["run", "--select", "staging.orders"]);
+    assert!(!output.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("lookup-keys names `order_number`") && text.contains("orders.toml"),
+        "{text}"
+    );
+}
