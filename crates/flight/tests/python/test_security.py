@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
@@ -385,20 +386,22 @@ def test_query_timeout(short_server):
     assert time.monotonic() - started < 20
 
 
-def test_cancel_a_running_query(server):
+ENDLESS = "SELECT count(*) FROM generate_series(1, 100000000000)"
+
+
+@contextlib.contextmanager
+def sigint_held():
     # pyarrow turns any cancelled read into a simulated Ctrl-C in the main thread (its
-    # SignalStopHandler calls PyErr_SetInterrupt), so hold SIGINT for the test's length.
-    interrupts = []
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupts.append("SIGINT"))
+    # SignalStopHandler calls PyErr_SetInterrupt), so hold SIGINT while a test cancels.
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: None)
     try:
-        cancel_a_running_query(server)
+        yield
     finally:
         signal.signal(signal.SIGINT, previous_handler)
 
 
-def cancel_a_running_query(server):
-    client, options = authenticated(server.uri, *ADMIN)
-    info = query_info(client, options, "SELECT count(*) FROM generate_series(1, 100000000000)")
+def read_in_background(client, options, info):
+    """Reads the query in a thread; `outcome` gets "finished" or the FlightError."""
     outcome = []
 
     def run():
@@ -411,6 +414,18 @@ def cancel_a_running_query(server):
     thread = threading.Thread(target=run)
     thread.start()
     time.sleep(1.5)
+    return thread, outcome
+
+
+def test_cancel_a_running_query(server):
+    with sigint_held():
+        cancel_a_running_query(server)
+
+
+def cancel_a_running_query(server):
+    client, options = authenticated(server.uri, *ADMIN)
+    info = query_info(client, options, ENDLESS)
+    thread, outcome = read_in_background(client, options, info)
     results = list(client.do_action(flight.Action("CancelFlightInfo", cancel_flight_info_request(info)), options))
     assert results and results[0].body.to_pybytes() == b"\x08\x01"  # CANCEL_STATUS_CANCELLED
     thread.join(timeout=60)
@@ -422,30 +437,15 @@ def cancel_a_running_query(server):
 
 
 def test_cancel_by_another_user_leaves_the_query_running(server):
-    interrupts = []
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupts.append("SIGINT"))
-    try:
+    with sigint_held():
         cancel_by_another_user(server)
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
 
 
 def cancel_by_another_user(server):
     owner, owner_options = authenticated(server.uri, *ADMIN)
     other, other_options = authenticated(server.uri, *ANALYST)
-    info = query_info(owner, owner_options, "SELECT count(*) FROM generate_series(1, 100000000000)")
-    outcome = []
-
-    def run():
-        try:
-            owner.do_get(info.endpoints[0].ticket, owner_options).read_all()
-            outcome.append("finished")
-        except flight.FlightError as e:
-            outcome.append(e)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    time.sleep(1.5)
+    info = query_info(owner, owner_options, ENDLESS)
+    thread, outcome = read_in_background(owner, owner_options, info)
     # Another user's cancel, by either action, is NOT_FOUND (ArrowKeyError in pyarrow): the
     # same answer as for a query id the server never issued.
     with pytest.raises(pa.ArrowKeyError, match="no query of yours") as unknown:
@@ -504,12 +504,8 @@ os._exit(0)
 
 
 def test_client_disconnect_mid_stream_is_handled(single_slot_server):
-    # pyarrow may turn a cancelled read into a simulated Ctrl-C (see test_cancel_a_running_query).
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: None)
-    try:
+    with sigint_held():
         client_disconnect_mid_stream(single_slot_server)
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
 
 
 def client_disconnect_mid_stream(server):
