@@ -19,6 +19,7 @@ use crate::engine::CatalogHandle;
 pub const AUDIT_TABLE: &str = "audit_log";
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const FLUSH_AT: usize = 2_000;
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct AuditRecord {
@@ -106,8 +107,10 @@ impl AuditWriter {
     pub async fn shutdown(self) {
         self.log.flush().await;
         drop(self.log);
-        // Other clones may still exist (streams being dropped); the writer ends when they go.
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.handle).await;
+        // The writer ends when the last clone goes. The engine holds one until the process
+        // exits, so waiting for that would always take the whole grace; a second is enough
+        // for streams still being dropped (the in-flight calls have finished by now).
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.handle).await;
     }
 }
 
