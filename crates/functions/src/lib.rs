@@ -58,3 +58,19 @@ pub fn register_all(ctx: &SessionContext, config: &IdentityConfig, origin: &str)
     analytics::register(ctx, &AnalyticsConfig::default());
     Ok(())
 }
+
+/// `result`, computed row by row over `args`, in the shape DataFusion expects back: a scalar
+/// when every argument was one (a constant expression), else the array.
+pub(crate) fn shaped_like(
+    args: &[datafusion::logical_expr::ColumnarValue],
+    result: arrow::array::ArrayRef,
+) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::logical_expr::ColumnarValue;
+    Ok(
+        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+        } else {
+            ColumnarValue::Array(result)
+        },
+    )
+}

@@ -101,7 +101,6 @@ impl ScalarUDFImpl for ListField {
                 return exec_err!("list_field: the field name must be a constant, as in {USAGE}");
             }
         };
-        let is_scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let lists = args.args[0].to_array(args.number_rows)?;
         let item = match args.return_field.data_type() {
             DataType::List(item) | DataType::LargeList(item) => item.clone(),
@@ -112,11 +111,7 @@ impl ScalarUDFImpl for ListField {
             DataType::LargeList(_) => Arc::new(pick::<i64>(lists.as_ref(), &name, item)?),
             other => return exec_err!("list_field: expected a list of structs, got {other}"),
         };
-        Ok(if is_scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
-        } else {
-            ColumnarValue::Array(result)
-        })
+        crate::shaped_like(&args.args, result)
     }
 }
 

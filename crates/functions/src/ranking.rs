@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, Int32Builder, StringBuilder};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
@@ -73,13 +73,7 @@ impl ScalarUDFImpl for RankFunction {
                 out.append_value(rank(&self.order, values.value(row)));
             }
         }
-        let array: arrow::array::ArrayRef = Arc::new(out.finish());
-        Ok(match &args.args[0] {
-            ColumnarValue::Scalar(_) => {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-            }
-            ColumnarValue::Array(_) => ColumnarValue::Array(array),
-        })
+        crate::shaped_like(&args.args, Arc::new(out.finish()))
     }
 }
 
@@ -120,10 +114,6 @@ impl ScalarUDFImpl for IdentifierKey {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let types = cast(&arrays[0], &DataType::Utf8)?;
         let values = cast(&arrays[1], &DataType::Utf8)?;
@@ -147,11 +137,6 @@ impl ScalarUDFImpl for IdentifierKey {
             .expect("writing to a String");
             out.append_value(&key);
         }
-        let array: arrow::array::ArrayRef = Arc::new(out.finish());
-        Ok(if all_scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        crate::shaped_like(&args.args, Arc::new(out.finish()))
     }
 }

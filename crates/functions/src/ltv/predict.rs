@@ -11,7 +11,7 @@ use cdphub_ltv::{
     BgNbdParams, CustomerSummary, Discounting, GammaGammaParams, LtvError, SpendSummary,
     predicted_clv,
 };
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -276,10 +276,6 @@ impl ScalarUDFImpl for PredictFunction {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let mut inputs: Vec<Input> = Vec::new();
         for (value, arg) in args.args.iter().zip(self.kind.args()) {
             let array = value.to_array(rows)?;
@@ -324,11 +320,6 @@ impl ScalarUDFImpl for PredictFunction {
                 Err(error) => return exec_err!("{}: {error}", self.kind.name()),
             }
         }
-        let array: ArrayRef = Arc::new(out.finish());
-        Ok(if all_scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
-        })
+        crate::shaped_like(&args.args, Arc::new(out.finish()))
     }
 }
