@@ -16,6 +16,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+// The in-process benchmarks (attribution, stitch) run cdphub's engine: give it the allocator
+// the cdphub binary ships with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "cdphub-bench", about = "Benchmarks of cdphub, written as JSON")]
 struct Cli {
