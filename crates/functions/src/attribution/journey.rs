@@ -13,12 +13,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, ListArray, StringArray, StructArray,
-    TimestampMicrosecondArray, UInt32Array,
+    Array, ArrayRef, AsArray, Float64Array, Int32Array, ListArray, StringArray, StringViewArray,
+    StructArray, UInt32Array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::{cast, take};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, TimeUnit};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, TimeUnit, TimestampMicrosecondType};
 use cdphub_attribution::{AttributionConfig, Attributor, Credits, Journey, Model};
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
@@ -63,7 +63,7 @@ fn is_timestamp_list(data_type: &DataType) -> bool {
 pub(crate) fn credit_fields() -> Fields {
     Fields::from(vec![
         Field::new("step", DataType::Int32, false),
-        Field::new("channel", DataType::Utf8, false),
+        Field::new("channel", DataType::Utf8View, false),
         Field::new("credit", DataType::Float64, false),
         Field::new("revenue_credit", DataType::Float64, true),
     ])
@@ -78,18 +78,24 @@ fn argument(value: &ColumnarValue, rows: usize, data_type: &DataType) -> Result<
     Ok(cast(&value.to_array(rows)?, data_type)?)
 }
 
+/// The channel lists arrive as views (what DataFusion reads text as), so reading them and
+/// taking the credited names copies no string bytes.
+fn channel_list_type() -> DataType {
+    list_of(DataType::Utf8View)
+}
+
 /// A path column: the offsets of each row into the channel names.
 struct Paths {
     list: ListArray,
-    names: StringArray,
+    names: StringViewArray,
 }
 
 impl Paths {
     fn new(value: &ColumnarValue, rows: usize) -> Result<Self> {
-        let list = argument(value, rows, &list_of(DataType::Utf8))?
+        let list = argument(value, rows, &channel_list_type())?
             .as_list::<i32>()
             .clone();
-        let names = list.values().as_string::<i32>().clone();
+        let names = list.values().as_string_view().clone();
         Ok(Self { list, names })
     }
 
@@ -156,7 +162,7 @@ impl CreditsBuilder {
     }
 
     /// The credits, channel names taken from the paths' `names`.
-    fn finish(self, names: &StringArray) -> Result<ArrayRef> {
+    fn finish(self, names: &StringViewArray) -> Result<ArrayRef> {
         let channels = take(names, &UInt32Array::from(self.channels), None)?;
         let values = StructArray::new(
             credit_fields(),
@@ -181,27 +187,60 @@ impl CreditsBuilder {
     }
 }
 
-/// Reads a model name from a row: the attributors built so far, by name.
+/// The model argument: one name for every row (the usual constant) or a name per row.
+enum ModelNames {
+    Constant(Option<String>),
+    PerRow(StringArray),
+}
+
+impl ModelNames {
+    fn new(value: &ColumnarValue, rows: usize) -> Result<Self> {
+        Ok(match value {
+            ColumnarValue::Scalar(name) => {
+                let name = name.cast_to(&DataType::Utf8)?;
+                Self::Constant(name.try_as_str().flatten().map(str::to_string))
+            }
+            ColumnarValue::Array(_) => Self::PerRow(
+                argument(value, rows, &DataType::Utf8)?
+                    .as_string::<i32>()
+                    .clone(),
+            ),
+        })
+    }
+
+    fn get(&self, row: usize) -> Option<&str> {
+        match self {
+            Self::Constant(name) => name.as_deref(),
+            Self::PerRow(names) => (!names.is_null(row)).then(|| names.value(row)),
+        }
+    }
+}
+
+/// The attributors built so far, by name: few, so a scan beats hashing the name every row.
 struct Models<'a> {
     config: &'a AttributionConfig,
-    built: HashMap<String, Attributor>,
+    built: Vec<(String, Attributor)>,
 }
 
 impl Models<'_> {
     fn get(&mut self, name: &str) -> Result<&Attributor> {
-        if !self.built.contains_key(name) {
-            let attributor = Attributor::from_name(name, self.config.clone())
-                .or_else(|e| exec_err!("attribute_journey: {e}"))?;
-            if !attributor.model().is_heuristic() {
-                return exec_err!(
-                    "attribute_journey: {} is fitted on all paths at once; fit it with attribute(path, conversions, non_conversions, revenue, '{}') and spread each conversion with credit_path(channels, revenue, <that result>)",
-                    attributor.model(),
-                    attributor.model()
-                );
+        let position = match self.built.iter().position(|(built, _)| built == name) {
+            Some(position) => position,
+            None => {
+                let attributor = Attributor::from_name(name, self.config.clone())
+                    .or_else(|e| exec_err!("attribute_journey: {e}"))?;
+                if !attributor.model().is_heuristic() {
+                    return exec_err!(
+                        "attribute_journey: {} is fitted on all paths at once; fit it with attribute(path, conversions, non_conversions, revenue, '{}') and spread each conversion with credit_path(channels, revenue, <that result>)",
+                        attributor.model(),
+                        attributor.model()
+                    );
+                }
+                self.built.push((name.to_string(), attributor));
+                self.built.len() - 1
             }
-            self.built.insert(name.to_string(), attributor);
-        }
-        Ok(&self.built[name])
+        };
+        Ok(&self.built[position].1)
     }
 }
 
@@ -240,7 +279,7 @@ impl ScalarUDFImpl for AttributeJourney {
         let channels = (
             "channels",
             is_text_list as fn(&DataType) -> bool,
-            list_of(DataType::Utf8),
+            channel_list_type(),
         );
         let revenue = (
             "revenue",
@@ -287,19 +326,27 @@ impl ScalarUDFImpl for AttributeJourney {
             let times = argument(&args.args[1], rows, &list_of(timestamp_type()))?
                 .as_list::<i32>()
                 .clone();
-            let converted = argument(&args.args[2], rows, &timestamp_type())?;
+            let converted = argument(&args.args[2], rows, &timestamp_type())?
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone();
             (Some(times), Some(converted))
         } else {
             (None, None)
         };
+        // Read through the list offsets: slicing out each row's list costs more than crediting it.
+        let stamps = times.as_ref().map(|times| {
+            times
+                .values()
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone()
+        });
         let revenue_arg = argument(&args.args[args.args.len() - 2], rows, &DataType::Float64)?;
         let revenue = revenue_arg.as_primitive::<arrow::datatypes::Float64Type>();
-        let model_arg = argument(&args.args[args.args.len() - 1], rows, &DataType::Utf8)?;
-        let model_names = model_arg.as_string::<i32>();
+        let model_names = ModelNames::new(&args.args[args.args.len() - 1], rows)?;
 
         let mut models = Models {
             config: &self.config,
-            built: HashMap::new(),
+            built: Vec::new(),
         };
         let mut out = CreditsBuilder::with_rows(rows);
         let mut channels = Vec::new();
@@ -307,18 +354,16 @@ impl ScalarUDFImpl for AttributeJourney {
         let mut credits = Credits::default();
         for row in 0..rows {
             let first_name = paths.read(row, "attribute_journey", &mut channels)?;
-            let Some(first_name) = first_name.filter(|_| !model_names.is_null(row)) else {
+            let (Some(first_name), Some(model_name)) = (first_name, model_names.get(row)) else {
                 out.push_null();
                 continue;
             };
-            let attributor = models.get(model_names.value(row))?;
+            let attributor = models.get(model_name)?;
             touch_times.clear();
             let mut conversion_time = 0;
-            if let (Some(times), Some(converted_at)) = (&times, &converted_at) {
-                let converted_at = converted_at
-                    .as_any()
-                    .downcast_ref::<TimestampMicrosecondArray>()
-                    .expect("cast to timestamp");
+            if let (Some(times), Some(stamps), Some(converted_at)) =
+                (&times, &stamps, &converted_at)
+            {
                 if times.is_null(row) || converted_at.is_null(row) {
                     if attributor.model() == Model::TimeDecay {
                         out.push_null();
@@ -326,15 +371,23 @@ impl ScalarUDFImpl for AttributeJourney {
                     }
                     touch_times.resize(channels.len(), 0);
                 } else {
-                    let stamps = times.value(row);
-                    let stamps =
-                        stamps.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-                    if stamps.null_count() > 0 && attributor.model() == Model::TimeDecay {
+                    let offsets = times.value_offsets();
+                    let range = offsets[row] as usize..offsets[row + 1] as usize;
+                    let any_null = stamps
+                        .nulls()
+                        .is_some_and(|nulls| range.clone().any(|index| nulls.is_null(index)));
+                    if any_null && attributor.model() == Model::TimeDecay {
                         return exec_err!(
                             "attribute_journey: time_decay needs every touchpoint's time; a touched_at list holds NULL"
                         );
                     }
-                    touch_times.extend(stamps.iter().map(|t| t.unwrap_or_default()));
+                    touch_times.extend(range.map(|index| {
+                        if stamps.is_null(index) {
+                            0
+                        } else {
+                            stamps.value(index)
+                        }
+                    }));
                     conversion_time = converted_at.value(row);
                 }
             } else {
@@ -413,7 +466,7 @@ impl ScalarUDFImpl for CreditPath {
             CREDIT_PATH_USAGE,
             arg_types,
             &[
-                ("channels", is_text_list, list_of(DataType::Utf8)),
+                ("channels", is_text_list, channel_list_type()),
                 ("revenue", is_number, DataType::Float64),
                 ("channel_values", is_channel_values, values_type),
             ],
