@@ -10,7 +10,7 @@ WITH decisions AS (
     UNION ALL
     SELECT l.unified_id, 'email_marketing', false, e.occurred_at, 'email_unsubscribe'
     FROM staging.email_events AS e
-    JOIN identity.record_links AS l ON l.source = e.source AND l.record_id = e.record_id
+    JOIN identity.record_links AS l ON l.source = 'email_events' AND l.record_id = e.record_id
     WHERE e.event_type = 'unsubscribe'
 ),
 ranked AS (

@@ -12,7 +12,7 @@ WITH persons AS (
 crm AS (
     SELECT l.unified_id, c.*
     FROM staging.customers AS c
-    JOIN identity.record_links AS l ON l.source = c.source AND l.record_id = c.record_id
+    JOIN identity.record_links AS l ON l.source = 'crm_customers' AND l.record_id = c.record_id
 ),
 attributes AS (
     SELECT

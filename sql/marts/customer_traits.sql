@@ -7,7 +7,7 @@
 WITH orders AS (
     SELECT l.unified_id, o.order_id, o.ordered_at, o.status, o.revenue, o.channel, o.store_id
     FROM staging.orders AS o
-    JOIN identity.record_links AS l ON l.source = o.source AND l.record_id = o.record_id
+    JOIN identity.record_links AS l ON l.source = 'orders' AND l.record_id = o.record_id
 ),
 order_stats AS (
     SELECT
@@ -53,7 +53,7 @@ categories AS (
 visits AS (
     SELECT l.unified_id, count(*) AS web_visits, max(s.started_at) AS last_visit_at
     FROM staging.web_sessions AS s
-    JOIN identity.record_links AS l ON l.source = s.source AND l.record_id = s.record_id
+    JOIN identity.record_links AS l ON l.source = 'web_events' AND l.record_id = s.record_id
     GROUP BY l.unified_id
 ),
 email AS (
@@ -64,7 +64,7 @@ email AS (
         count(*) FILTER (WHERE e.event_type = 'click') AS email_clicks,
         max(e.occurred_at) FILTER (WHERE e.event_type = 'unsubscribe') AS email_unsubscribed_at
     FROM staging.email_events AS e
-    JOIN identity.record_links AS l ON l.source = e.source AND l.record_id = e.record_id
+    JOIN identity.record_links AS l ON l.source = 'email_events' AND l.record_id = e.record_id
     GROUP BY l.unified_id
 ),
 consents AS (

@@ -12,40 +12,43 @@
 --   email_sends, email_clicks,    email events of the day, on the 'all' row only: email is
 --   email_ctr                     not a sales channel; CTR is clicks / sends
 -- Store rows have no sessions, so their traffic ratios are NULL.
+-- Distinct customers and visitors are counted in two steps: one row per person (or visitor),
+-- day and channel first, and per person and day for 'all' (grouping sets), then plain counts
+-- of those rows. Each input is read and joined to its links once.
 WITH orders AS (
     SELECT CAST(o.ordered_at AS DATE) AS day, o.channel, o.status, o.revenue, l.unified_id
     FROM staging.orders AS o
-    LEFT JOIN identity.record_links AS l ON l.source = o.source AND l.record_id = o.record_id
+    LEFT JOIN identity.record_links AS l ON l.source = 'orders' AND l.record_id = o.record_id
 ),
-first_orders AS (
-    SELECT unified_id, min(day) AS first_day
+buyer_days AS (
+    SELECT
+        day,
+        CASE WHEN grouping(channel) = 1 THEN 'all' ELSE channel END AS channel,
+        unified_id,
+        count(*) FILTER (WHERE status = 'completed') AS orders,
+        sum(revenue) FILTER (WHERE status = 'completed') AS revenue,
+        count(*) FILTER (WHERE status = 'returned') AS returned_orders,
+        count(*) FILTER (WHERE status = 'cancelled') AS cancelled_orders,
+        sum(revenue) FILTER (WHERE status = 'completed' AND channel IN ('web', 'app')) AS online_revenue
     FROM orders
-    WHERE status = 'completed' AND unified_id IS NOT NULL
-    GROUP BY unified_id
-),
--- Each order once under its channel and once under 'all', so one aggregation serves both.
-order_facts AS (
-    SELECT o.day, o.channel, o.status, o.revenue, o.unified_id, o.channel IN ('web', 'app') AS online, f.first_day
-    FROM orders AS o
-    LEFT JOIN first_orders AS f ON f.unified_id = o.unified_id
-    UNION ALL
-    SELECT o.day, 'all', o.status, o.revenue, o.unified_id, o.channel IN ('web', 'app'), f.first_day
-    FROM orders AS o
-    LEFT JOIN first_orders AS f ON f.unified_id = o.unified_id
+    GROUP BY GROUPING SETS ((day, channel, unified_id), (day, unified_id))
 ),
 sales AS (
     SELECT
         day,
         channel,
-        count(*) FILTER (WHERE status = 'completed') AS orders,
-        sum(revenue) FILTER (WHERE status = 'completed') AS revenue,
-        count(*) FILTER (WHERE status = 'returned') AS returned_orders,
-        count(*) FILTER (WHERE status = 'cancelled') AS cancelled_orders,
-        count(DISTINCT unified_id) FILTER (WHERE status = 'completed') AS customers,
-        count(DISTINCT unified_id) FILTER (WHERE status = 'completed' AND first_day = day) AS new_customers,
-        count(DISTINCT unified_id) FILTER (WHERE status = 'completed' AND first_day < day) AS returning_customers,
-        sum(revenue) FILTER (WHERE status = 'completed' AND online) AS online_revenue
-    FROM order_facts
+        sum(orders) AS orders,
+        sum(revenue) AS revenue,
+        sum(returned_orders) AS returned_orders,
+        sum(cancelled_orders) AS cancelled_orders,
+        count(*) FILTER (WHERE orders > 0 AND unified_id IS NOT NULL) AS customers,
+        count(*) FILTER (WHERE orders > 0 AND unified_id IS NOT NULL AND first_day = day) AS new_customers,
+        count(*) FILTER (WHERE orders > 0 AND unified_id IS NOT NULL AND first_day < day) AS returning_customers,
+        sum(online_revenue) AS online_revenue
+    FROM (
+        SELECT *, min(CASE WHEN orders > 0 THEN day END) OVER (PARTITION BY unified_id) AS first_day
+        FROM buyer_days
+    ) AS with_first_day
     GROUP BY day, channel
 ),
 sessions AS (
@@ -56,21 +59,28 @@ sessions AS (
         s.reached_checkout,
         coalesce(l.unified_id, 'session:' || s.session_id) AS visitor
     FROM staging.web_sessions AS s
-    LEFT JOIN identity.record_links AS l ON l.source = s.source AND l.record_id = s.record_id
+    LEFT JOIN identity.record_links AS l ON l.source = 'web_events' AND l.record_id = s.record_id
+),
+visitor_days AS (
+    SELECT
+        day,
+        CASE WHEN grouping(channel) = 1 THEN 'all' ELSE channel END AS channel,
+        visitor,
+        count(*) AS sessions,
+        count(*) FILTER (WHERE events = 1) AS bounces,
+        count(*) FILTER (WHERE reached_checkout) AS converted_sessions
+    FROM sessions
+    GROUP BY GROUPING SETS ((day, channel, visitor), (day, visitor))
 ),
 traffic AS (
     SELECT
         day,
         channel,
-        count(*) AS sessions,
-        count(DISTINCT visitor) AS visitors,
-        count(*) FILTER (WHERE events = 1) AS bounces,
-        count(*) FILTER (WHERE reached_checkout) AS converted_sessions
-    FROM (
-        SELECT day, channel, events, reached_checkout, visitor FROM sessions
-        UNION ALL
-        SELECT day, 'all', events, reached_checkout, visitor FROM sessions
-    ) AS both_levels
+        sum(sessions) AS sessions,
+        count(*) AS visitors,
+        sum(bounces) AS bounces,
+        sum(converted_sessions) AS converted_sessions
+    FROM visitor_days
     GROUP BY day, channel
 ),
 email AS (
@@ -82,19 +92,12 @@ email AS (
         count(*) FILTER (WHERE event_type = 'click') AS email_clicks
     FROM staging.email_events
     GROUP BY CAST(occurred_at AS DATE)
-),
-days AS (
-    SELECT day, channel FROM sales
-    UNION
-    SELECT day, channel FROM traffic
-    UNION
-    SELECT day, channel FROM email
 )
 SELECT
-    d.day,
-    d.channel,
+    coalesce(s.day, t.day, e.day) AS day,
+    coalesce(s.channel, t.channel, e.channel) AS channel,
     coalesce(s.orders, 0) AS orders,
-    coalesce(s.revenue, 0) AS revenue,
+    CAST(coalesce(s.revenue, 0) AS DECIMAL(22, 2)) AS revenue,
     CAST(s.revenue AS DOUBLE) / nullif(s.orders, 0) AS aov,
     coalesce(s.returned_orders, 0) AS returned_orders,
     coalesce(s.cancelled_orders, 0) AS cancelled_orders,
@@ -111,7 +114,6 @@ SELECT
     e.email_opens,
     e.email_clicks,
     CAST(e.email_clicks AS DOUBLE) / nullif(e.email_sends, 0) AS email_ctr
-FROM days AS d
-LEFT JOIN sales AS s ON s.day = d.day AND s.channel = d.channel
-LEFT JOIN traffic AS t ON t.day = d.day AND t.channel = d.channel
-LEFT JOIN email AS e ON e.day = d.day AND e.channel = d.channel
+FROM sales AS s
+FULL JOIN traffic AS t ON t.day = s.day AND t.channel = s.channel
+FULL JOIN email AS e ON e.day = coalesce(s.day, t.day) AND e.channel = coalesce(s.channel, t.channel)

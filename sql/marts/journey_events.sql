@@ -16,7 +16,7 @@ WITH events AS (
     UNION ALL
     SELECT l.unified_id, o.order_id, o.ordered_at, 1, NULL, NULL, CAST(o.revenue AS DOUBLE)
     FROM staging.orders AS o
-    JOIN identity.record_links AS l ON l.source = o.source AND l.record_id = o.record_id
+    JOIN identity.record_links AS l ON l.source = 'orders' AND l.record_id = o.record_id
     WHERE is_conversion(o.status, o.channel, o.revenue)
 )
 -- n: the person's conversions up to and including this event. A touchpoint sorts before a

@@ -20,7 +20,7 @@ purchase_days AS (
         count(*) AS orders,
         sum(o.revenue) AS revenue
     FROM staging.orders AS o
-    JOIN identity.record_links AS l ON l.source = o.source AND l.record_id = o.record_id
+    JOIN identity.record_links AS l ON l.source = 'orders' AND l.record_id = o.record_id
     CROSS JOIN as_of
     WHERE o.status = 'completed' AND CAST(o.ordered_at AS DATE) < as_of.day
     GROUP BY l.unified_id, CAST(o.ordered_at AS DATE)

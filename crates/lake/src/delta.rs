@@ -165,13 +165,15 @@ impl Layout {
     }
 }
 
-/// Replaces the table's contents (and schema) with the result of `plan`, in one commit.
+/// Replaces the table's contents (and schema and partition columns) with the result of
+/// `plan`, in one commit.
 pub async fn overwrite(
     lake: &Lake,
     location: &DeltaLocation,
     plan: LogicalPlan,
     state: SessionState,
     layout: Layout,
+    partition_by: &[String],
 ) -> Result<DeltaTable> {
     let table = match open(lake, location, None).await? {
         Some(table) => table,
@@ -179,6 +181,9 @@ pub async fn overwrite(
     };
     let failed = |e| LakeError::datafusion(format!("publish {}", location.sql_name), e);
     let mut write = table.write(Vec::new());
+    if !partition_by.is_empty() {
+        write = write.with_partition_columns(partition_by.to_vec());
+    }
     let mut state = state;
     let mut plan = plan;
     if let Some(properties) = layout.writer_properties() {

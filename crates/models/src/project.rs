@@ -54,6 +54,10 @@ pub struct ModelSettings {
     /// published sorted by them, in small Parquet pages, so such a lookup reads a few KB.
     #[serde(default)]
     pub lookup_keys: Vec<String>,
+    /// Columns the Delta table is partitioned by: a query filtering on them (`WHERE source =
+    /// 'orders'`) opens only the matching files, and the planner sizes joins on those rows.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
     #[serde(default)]
     pub tests: DataTests,
     /// Set for audiences (`sql/marts/audiences/`): the consent purpose they are for.

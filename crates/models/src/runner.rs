@@ -273,16 +273,20 @@ async fn build_and_publish(
         .await
         .map_err(|e| fail(execution(e)))?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    if let Some(key) = model
-        .settings
-        .lookup_keys
-        .iter()
-        .find(|key| schema.field_with_name(key).is_err())
-    {
+    let layout_columns = [
+        ("lookup-keys", &model.settings.lookup_keys),
+        ("partition-by", &model.settings.partition_by),
+    ];
+    if let Some((setting, key)) = layout_columns.iter().find_map(|(setting, columns)| {
+        columns
+            .iter()
+            .find(|key| schema.field_with_name(key).is_err())
+            .map(|key| (setting, key))
+    }) {
         return Err(fail(ModelError::Input {
             model: name.clone(),
             message: format!(
-                "lookup-keys names `{key}`, which the query does not return\n  columns: {}\n  hint: fix lookup-keys in {}",
+                "{setting} names `{key}`, which the query does not return\n  columns: {}\n  hint: fix {setting} in {}",
                 schema
                     .fields()
                     .iter()
@@ -350,9 +354,16 @@ async fn build_and_publish(
     } else {
         Layout::Lookup
     };
-    let table = delta::overwrite(&catalog.lake, &location, plan, catalog.ctx.state(), layout)
-        .await
-        .map_err(|e| (ModelError::from(e), outcomes.clone()))?;
+    let table = delta::overwrite(
+        &catalog.lake,
+        &location,
+        plan,
+        catalog.ctx.state(),
+        layout,
+        &model.settings.partition_by,
+    )
+    .await
+    .map_err(|e| (ModelError::from(e), outcomes.clone()))?;
     let version = table.version().unwrap_or_default();
     let provider = delta::provider(&table, &name)
         .await

@@ -274,3 +274,50 @@ fn lookup_keys_publish_sorted_rows_in_small_pages() {
         "{text}"
     );
 }
+
+#[test]
+fn record_links_are_partitioned_by_source() {
+    let project = TestProject::new();
+    project.generate();
+    project.ok(&["run", "--select", "+identity.record_links", "staging.orders"]);
+
+    // One Delta partition folder per source, and every row in its source's folder.
+    let folder = project.lake_path("curated/identity/record_links");
+    let mut partitions: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("source="))
+        .collect();
+    partitions.sort();
+    let sources = project.scalar(
+        "SELECT string_agg(source, '|' ORDER BY source) FROM \
+         (SELECT DISTINCT CAST(source AS VARCHAR) AS source FROM identity.record_links)",
+    );
+    let expected: Vec<String> = sources.split('|').map(|s| format!("source={s}")).collect();
+    assert_eq!(partitions, expected);
+    assert_eq!(
+        project.scalar("SELECT count(*) FROM identity.record_links WHERE source = 'orders'"),
+        project.scalar(
+            "SELECT count(*) FROM identity.record_links AS l JOIN staging.orders AS o \
+             ON l.source = o.source AND l.record_id = o.record_id"
+        ),
+    );
+
+    // A partition column the query does not return is an error naming the file.
+    let settings = std::fs::read_to_string(project.path("sql/identity/record_links.toml")).unwrap();
+    project.write(
+        "sql/identity/record_links.toml",
+        &settings.replace("partition-by = [\"source\"]", "partition-by = [\"origin\"]"),
+    );
+    let output = project.cdphub(&["run", "--select", "identity.record_links"]);
+    assert!(!output.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("partition-by names `origin`") && text.contains("record_links.toml"),
+        "{text}"
+    );
+}

@@ -216,6 +216,7 @@ async fn delta_overwrite_publishes_versions_that_stay_readable() {
             plan,
             catalog.ctx.state(),
             delta::Layout::Scan,
+            &[],
         )
         .await
         .unwrap();
