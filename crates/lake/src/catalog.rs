@@ -10,10 +10,13 @@ use datafusion::catalog::{
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use futures::{StreamExt, TryStreamExt};
 
+use crate::compact_views::{BuildOnFewerRows, CompactJoinBuildViews};
 use crate::config::{Project, SourceConfig};
 use crate::delta::{self, DeltaLocation};
 use crate::error::{LakeError, Result};
@@ -204,6 +207,24 @@ fn broadcast_mid_sized_join_sides(config: &mut SessionConfig) {
     }
 }
 
+/// DataFusion's physical optimizer rules, with [`BuildOnFewerRows`] after its join selection
+/// and [`CompactJoinBuildViews`] before the final filter pushdown (which wires the joins'
+/// dynamic filters into their probe sides).
+fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let after_join_selection = rules
+        .iter()
+        .position(|rule| rule.name() == "join_selection")
+        .map_or(rules.len(), |position| position + 1);
+    rules.insert(after_join_selection, Arc::new(BuildOnFewerRows));
+    let position = rules
+        .iter()
+        .position(|rule| rule.name() == "FilterPushdown(Post)")
+        .unwrap_or(rules.len());
+    rules.insert(position, Arc::new(CompactJoinBuildViews));
+    rules
+}
+
 /// A session with the lake's store registered, `information_schema` on and cdphub's SQL
 /// functions registered. Delta's planner
 /// is installed because publishing a query result plans Delta's own write nodes.
@@ -236,6 +257,7 @@ pub fn new_session(lake: &Lake, project: &Project) -> Result<SessionContext> {
         .with_config(config)
         .with_runtime_env(runtime)
         .with_query_planner(DeltaPlanner::new())
+        .with_physical_optimizer_rules(physical_optimizer_rules())
         .build();
     let ctx = SessionContext::new_with_state(state);
     let origin = project.config_path.display().to_string();

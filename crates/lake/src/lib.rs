@@ -1,6 +1,7 @@
 //! The lake: configuration, object storage, Delta tables and the SQL catalog over them.
 
 pub mod catalog;
+pub mod compact_views;
 pub mod config;
 pub mod delta;
 pub mod error;

@@ -279,7 +279,12 @@ fn lookup_keys_publish_sorted_rows_in_small_pages() {
 fn record_links_are_partitioned_by_source() {
     let project = TestProject::new();
     project.generate();
-    project.ok(&["run", "--select", "+identity.record_links", "staging.orders"]);
+    project.ok(&[
+        "run",
+        "--select",
+        "+identity.record_links",
+        "staging.orders",
+    ]);
 
     // One Delta partition folder per source, and every row in its source's folder.
     let folder = project.lake_path("curated/identity/record_links");
