@@ -89,6 +89,21 @@ impl TestProject {
         stderr
     }
 
+    /// Runs and insists on failure, returning stdout and stderr together (a failed model's
+    /// error is in the run summary on stdout).
+    pub fn fails_with_output(&self, args: &[&str]) -> String {
+        let output = self.cdphub(args);
+        assert!(
+            !output.status.success(),
+            "cdphub {args:?} should have failed"
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    }
+
     pub fn generate(&self) {
         self.ok(&["demo", "generate", "--scale", SCALE, "--seed", SEED]);
     }

@@ -262,13 +262,7 @@ fn lookup_keys_publish_sorted_rows_in_small_pages() {
         "sql/staging/orders.toml",
         &format!("lookup-keys = [\"order_number\"]\n{settings}"),
     );
-    let output = project.cdphub(&["run", "--select", "staging.orders"]);
-    assert!(!output.status.success());
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = project.fails_with_output(&["run", "--select", "staging.orders"]);
     assert!(
         text.contains("lookup-keys names `order_number`") && text.contains("orders.toml"),
         "{text}"
@@ -314,13 +308,7 @@ fn record_links_are_partitioned_by_source() {
         "sql/identity/record_links.toml",
         &settings.replace("partition-by = [\"source\"]", "partition-by = [\"origin\"]"),
     );
-    let output = project.cdphub(&["run", "--select", "identity.record_links"]);
-    assert!(!output.status.success());
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = project.fails_with_output(&["run", "--select", "identity.record_links"]);
     assert!(
         text.contains("partition-by names `origin`") && text.contains("record_links.toml"),
         "{text}"
