@@ -16,10 +16,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::compact_views::{BuildOnFewerRows, CompactJoinBuildViews};
 use crate::config::{Project, SourceConfig};
 use crate::delta::{self, DeltaLocation};
 use crate::error::{LakeError, Result};
+use crate::join_planning::{BuildOnFewerRows, CompactJoinBuildViews};
 use crate::location::Lake;
 use crate::raw::RawSource;
 

@@ -1,10 +1,10 @@
 //! The lake: configuration, object storage, Delta tables and the SQL catalog over them.
 
 pub mod catalog;
-pub mod compact_views;
 pub mod config;
 pub mod delta;
 pub mod error;
+pub mod join_planning;
 pub mod location;
 pub mod raw;
 pub mod serve_config;

@@ -236,45 +236,37 @@ impl ExecutionPlan for CompactViewsExec {
 
 /// The batch with each oversized view column copied into compact buffers.
 fn compact(batch: RecordBatch) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    if !batch.columns().iter().any(is_oversized) {
+    let compacted: Vec<Option<ArrayRef>> = batch.columns().iter().map(compacted).collect();
+    if compacted.iter().all(Option::is_none) {
         return Ok(batch);
     }
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|column| {
-            if !is_oversized(column) {
-                return Arc::clone(column);
-            }
-            match column.data_type() {
-                DataType::Utf8View => Arc::new(column.as_string_view().gc()) as ArrayRef,
-                _ => Arc::new(column.as_binary_view().gc()) as ArrayRef,
-            }
-        })
+    let columns = compacted
+        .into_iter()
+        .zip(batch.columns())
+        .map(|(new, old)| new.unwrap_or_else(|| Arc::clone(old)))
         .collect();
     RecordBatch::try_new(batch.schema(), columns)
 }
 
-/// A view column whose buffers hold more than twice the bytes its rows point at.
-fn is_oversized(column: &ArrayRef) -> bool {
-    let (referenced, used) = match column.data_type() {
+/// The column in compact buffers, if it is a view column whose buffers hold more than twice
+/// the bytes its rows point at.
+fn compacted(column: &ArrayRef) -> Option<ArrayRef> {
+    let oversized = |buffers: &[arrow::buffer::Buffer], used: usize| {
+        buffer_bytes(buffers) > 2 * used.max(1 << 16)
+    };
+    match column.data_type() {
         DataType::Utf8View => {
             let views = column.as_string_view();
-            (
-                buffer_bytes(views.data_buffers()),
-                views.total_buffer_bytes_used(),
-            )
+            oversized(views.data_buffers(), views.total_buffer_bytes_used())
+                .then(|| Arc::new(views.gc()) as ArrayRef)
         }
         DataType::BinaryView => {
             let views = column.as_binary_view();
-            (
-                buffer_bytes(views.data_buffers()),
-                views.total_buffer_bytes_used(),
-            )
+            oversized(views.data_buffers(), views.total_buffer_bytes_used())
+                .then(|| Arc::new(views.gc()) as ArrayRef)
         }
-        _ => return false,
-    };
-    referenced > 2 * used.max(1 << 16)
+        _ => None,
+    }
 }
 
 fn buffer_bytes(buffers: &[arrow::buffer::Buffer]) -> usize {
@@ -301,7 +293,7 @@ mod tests {
         let slices: Vec<ArrayRef> = (0..10).map(|i| all.slice(i * 1000, 1000)).collect();
         let refs: Vec<&dyn Array> = slices.iter().map(|a| a.as_ref()).collect();
         let joined = concat(&refs).unwrap();
-        assert!(is_oversized(&joined));
+        assert!(compacted(&joined).is_some());
 
         let schema = Arc::new(Schema::new(vec![Field::new(
             "id",
@@ -309,9 +301,9 @@ mod tests {
             false,
         )]));
         let batch = RecordBatch::try_new(schema, vec![Arc::clone(&joined)]).unwrap();
-        let compacted = compact(batch).unwrap();
-        let column = compacted.column(0);
-        assert!(!is_oversized(column));
+        let out = compact(batch).unwrap();
+        let column = out.column(0);
+        assert!(compacted(column).is_none());
         assert_eq!(column.as_string_view(), joined.as_string_view());
         let before = buffer_bytes(joined.as_string_view().data_buffers());
         let after = buffer_bytes(column.as_string_view().data_buffers());
