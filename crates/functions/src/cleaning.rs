@@ -18,6 +18,7 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
 use crate::config::EmailRules;
+use crate::scalar_text;
 
 /// Trims and lower-cases; optionally drops `+tags` and Gmail's dots. Anything that is not
 /// `local@domain.tld` without spaces is NULL.
@@ -210,13 +211,6 @@ impl ScalarUDFImpl for CleaningFunction {
             out.append_option(cleaned.as_deref());
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
-    }
-}
-
-fn scalar_text(value: &ScalarValue) -> Option<String> {
-    match value {
-        ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v) => v.clone(),
-        _ => None,
     }
 }
 

@@ -59,6 +59,15 @@ pub fn register_all(ctx: &SessionContext, config: &IdentityConfig, origin: &str)
     Ok(())
 }
 
+/// The text of a string scalar; `None` for NULL or a scalar of another type.
+pub(crate) fn scalar_text(value: &datafusion::common::ScalarValue) -> Option<String> {
+    use datafusion::common::ScalarValue;
+    match value {
+        ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v) => v.clone(),
+        _ => None,
+    }
+}
+
 /// `result`, computed row by row over `args`, in the shape DataFusion expects back: a scalar
 /// when every argument was one (a constant expression), else the array.
 pub(crate) fn shaped_like(

@@ -196,10 +196,8 @@ enum ModelNames {
 impl ModelNames {
     fn new(value: &ColumnarValue, rows: usize) -> Result<Self> {
         Ok(match value {
-            ColumnarValue::Scalar(name) => {
-                let name = name.cast_to(&DataType::Utf8)?;
-                Self::Constant(name.try_as_str().flatten().map(str::to_string))
-            }
+            // coerce_types made it text; NULL stays NULL.
+            ColumnarValue::Scalar(name) => Self::Constant(crate::scalar_text(name)),
             ColumnarValue::Array(_) => Self::PerRow(
                 argument(value, rows, &DataType::Utf8)?
                     .as_string::<i32>()
