@@ -110,6 +110,53 @@ pub struct StitchRules {
     blocked_patterns: BTreeMap<String, Vec<Regex>>,
 }
 
+/// The blocklist of one identifier type, from [`StitchRules::blocklist_of`].
+#[derive(Debug)]
+pub struct TypeBlocklist<'a> {
+    entries: Vec<BlocklistEntry<'a>>,
+}
+
+#[derive(Debug)]
+struct BlocklistEntry<'a> {
+    /// The config key it came from (the type, or `"*"`).
+    key: String,
+    values: std::collections::HashSet<&'a str>,
+    /// Bit `n` is set when some blocked value is `n` bytes long (bit 63: 63 or more), so
+    /// most values skip the set lookup.
+    value_lengths: u64,
+    patterns: &'a [Regex],
+}
+
+/// The bit of a value length in [`BlocklistEntry::value_lengths`].
+fn length_bit(value: &str) -> u64 {
+    1 << value.len().min(63)
+}
+
+impl TypeBlocklist<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Why `value` is junk, if it is.
+    pub fn reason(&self, value: &str) -> Option<String> {
+        self.entries.iter().find_map(|entry| {
+            if entry.value_lengths & length_bit(value) != 0 && entry.values.contains(value) {
+                return Some(format!(
+                    "blocklisted value (identity.blocklist.{})",
+                    entry.key
+                ));
+            }
+            entry.patterns.iter().find(|p| p.is_match(value)).map(|p| {
+                format!(
+                    "blocklisted pattern `{}` (identity.blocklist.{})",
+                    p.as_str(),
+                    entry.key
+                )
+            })
+        })
+    }
+}
+
 /// Matches every identifier type in a blocklist.
 pub const ANY_TYPE: &str = "*";
 
@@ -178,26 +225,29 @@ impl StitchRules {
 
     /// Why a value is junk, if it is.
     pub fn blocked(&self, id_type: &str, value: &str) -> Option<String> {
-        for key in [id_type, ANY_TYPE] {
-            if self
-                .blocked_values
-                .get(key)
-                .is_some_and(|values| values.iter().any(|v| v == value))
-            {
-                return Some(format!("blocklisted value (identity.blocklist.{key})"));
-            }
-            if let Some(pattern) = self
-                .blocked_patterns
-                .get(key)
-                .and_then(|patterns| patterns.iter().find(|p| p.is_match(value)))
-            {
-                return Some(format!(
-                    "blocklisted pattern `{}` (identity.blocklist.{key})",
-                    pattern.as_str()
-                ));
-            }
-        }
-        None
+        self.blocklist_of(id_type).reason(value)
+    }
+
+    /// The blocklist entries that apply to one identifier type: its own, then `"*"`'s.
+    /// Looked up once per type, so checking millions of values is only the matching.
+    pub fn blocklist_of(&self, id_type: &str) -> TypeBlocklist<'_> {
+        let entries = [id_type, ANY_TYPE]
+            .into_iter()
+            .filter_map(|key| {
+                let values = self.blocked_values.get(key).map_or(&[][..], Vec::as_slice);
+                let patterns = self
+                    .blocked_patterns
+                    .get(key)
+                    .map_or(&[][..], Vec::as_slice);
+                (!values.is_empty() || !patterns.is_empty()).then(|| BlocklistEntry {
+                    key: key.to_string(),
+                    values: values.iter().map(String::as_str).collect(),
+                    value_lengths: values.iter().fold(0, |bits, v| bits | length_bit(v)),
+                    patterns,
+                })
+            })
+            .collect();
+        TypeBlocklist { entries }
     }
 
     /// Overrides from a JSON object given to `stitch(...)`, with the same keys as the

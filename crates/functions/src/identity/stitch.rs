@@ -7,17 +7,17 @@
 //! identifiers link nothing, and the graph is stitched again without them, so one bad
 //! bridge never merges two people even partially.
 //!
-//! Sized for tens of millions of links on one core: identifiers are interned once into an
-//! arena, everything after that works on dense `u32` node numbers, and the result is
-//! columnar (no allocation per identifier).
+//! Sized for tens of millions of links: identifiers are interned once (in parallel
+//! shards, see [`Interner`]), everything after that works on dense `u32` numbers, and the
+//! result is columnar (no allocation per identifier).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::Hasher;
 
-use hashbrown::HashTable;
 use twox_hash::XxHash64;
 
 use crate::config::StitchRules;
+use crate::identity::interner::{IdType, Interner, Key, NONE, type_seed};
+use crate::identity::parallel::parallel_sort;
 
 /// Why an identifier is not part of any person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,67 +46,21 @@ pub struct PreviousId {
     pub since: i64,
 }
 
-const NONE: u32 = u32::MAX;
-
-/// Strings stored back to back, numbered in insertion order, found again by content.
-#[derive(Debug, Default)]
-struct Interner {
-    bytes: String,
-    ends: Vec<usize>,
-    hashes: Vec<u64>,
-    index: HashTable<u32>,
-}
-
-impl Interner {
-    fn hash(tag: u16, text: &str) -> u64 {
-        // xxHash64 with a fixed seed: stable across runs and platforms, so the canonical
-        // order (and the ids derived from it) is too.
-        let mut hasher = XxHash64::with_seed(0);
-        hasher.write(&tag.to_le_bytes());
-        hasher.write(text.as_bytes());
-        hasher.finish()
-    }
-
-    fn get(&self, i: u32) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i as usize - 1] };
-        &self.bytes[start..self.ends[i as usize]]
-    }
-
-    fn find(&self, hash: u64, is: impl Fn(u32) -> bool) -> Option<u32> {
-        self.index.find(hash, |&i| is(i)).copied()
-    }
-
-    /// The number of `text` (tagged `tag`), and whether it was new.
-    fn intern(&mut self, tag: u16, text: &str, same_tag: impl Fn(u32) -> bool) -> (u32, bool) {
-        let hash = Self::hash(tag, text);
-        if let Some(i) = self.find(hash, |i| same_tag(i) && self.get(i) == text) {
-            return (i, false);
-        }
-        let i = self.ends.len() as u32;
-        self.bytes.push_str(text);
-        self.ends.push(self.bytes.len());
-        self.hashes.push(hash);
-        let hashes = &self.hashes;
-        self.index.insert_unique(hash, i, |&j| hashes[j as usize]);
-        (i, true)
-    }
-
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-}
+/// Previous unified ids are interned under this one type.
+const UNIFIED_ID_TYPE: IdType = IdType { id: 0, seed: 0 };
 
 /// Identifiers and the links seen between them, interned.
 #[derive(Debug, Default)]
 pub struct IdentityGraph {
     type_names: Vec<String>,
+    type_seeds: Vec<u64>,
     values: Interner,
-    node_types: Vec<u16>,
     links: Vec<(u32, u32)>,
-    /// Previous unified ids, interned; `previous[node]` indexes them.
+    /// Previous unified ids, interned, with when each was issued (by id node).
     previous_ids: Interner,
     previous_since: Vec<i64>,
-    previous: Vec<u32>,
+    /// (identifier node, previous id node).
+    previous: Vec<(u32, u32)>,
 }
 
 /// One identifier of the result, borrowed from [`Stitched`].
@@ -129,17 +83,53 @@ pub struct StitchedIdentifier<'a> {
 pub struct Stitched {
     type_names: Vec<String>,
     values: Interner,
-    /// `values` numbers of the identifiers, in canonical order.
+    /// `values` nodes of the identifiers, in canonical order.
     order: Vec<u32>,
     types: Vec<u16>,
     cluster: Vec<u32>,
-    cluster_ids: Vec<String>,
+    cluster_ids: TextList,
     cluster_since: Vec<i64>,
     cluster_sizes: Vec<u32>,
     previous_ids: Interner,
     previous: Vec<u32>,
     status: Vec<IdentifierStatus>,
     reasons: Vec<Option<String>>,
+}
+
+/// Strings back to back, by number: one allocation for millions of short strings.
+#[derive(Debug, Default)]
+struct TextList {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl TextList {
+    fn with_capacity(items: usize) -> Self {
+        Self {
+            text: String::with_capacity(items * 18),
+            ends: Vec::with_capacity(items),
+        }
+    }
+
+    fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+        self.ends.push(self.text.len());
+    }
+
+    /// Adds the id this module issues for `hash`: `u-` and 16 hex digits.
+    fn push_unified_id(&mut self, hash: u64) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = *b"u-0000000000000000";
+        for (i, digit) in id[2..].iter_mut().enumerate() {
+            *digit = HEX[(hash >> (60 - 4 * i)) as usize & 0xf];
+        }
+        self.push(std::str::from_utf8(&id).expect("ASCII"));
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
 }
 
 impl Stitched {
@@ -152,27 +142,62 @@ impl Stitched {
     }
 
     pub fn get(&self, i: usize) -> StitchedIdentifier<'_> {
-        let cluster = self.cluster[i];
-        let linked = cluster != NONE;
-        let previous = self.previous[i];
         StitchedIdentifier {
-            id_type: &self.type_names[self.types[i] as usize],
-            id_value: self.values.get(self.order[i]),
-            unified_id: linked.then(|| self.cluster_ids[cluster as usize].as_str()),
-            unified_since: linked.then(|| self.cluster_since[cluster as usize]),
-            previous_unified_id: (previous != NONE).then(|| self.previous_ids.get(previous)),
+            id_type: self.id_type(i),
+            id_value: self.id_value(i),
+            unified_id: self.unified_id(i),
+            unified_since: self.unified_since(i),
+            previous_unified_id: self.previous_unified_id(i),
             status: self.status[i],
-            reason: self.reasons[i].as_deref(),
-            cluster_size: if linked {
-                self.cluster_sizes[cluster as usize]
-            } else {
-                0
-            },
+            reason: self.reason(i),
+            cluster_size: self.cluster_size(i),
         }
     }
 
+    /// Every identifier, in canonical order.
     pub fn iter(&self) -> impl Iterator<Item = StitchedIdentifier<'_>> {
         (0..self.len()).map(|i| self.get(i))
+    }
+
+    // One field of identifier `i`, for building a column at a time.
+
+    pub fn id_type(&self, i: usize) -> &str {
+        &self.type_names[self.types[i] as usize]
+    }
+
+    pub fn id_value(&self, i: usize) -> &str {
+        self.values.value(self.order[i])
+    }
+
+    fn cluster_of(&self, i: usize) -> Option<usize> {
+        let cluster = self.cluster[i];
+        (cluster != NONE).then_some(cluster as usize)
+    }
+
+    pub fn unified_id(&self, i: usize) -> Option<&str> {
+        self.cluster_of(i).map(|c| self.cluster_ids.get(c))
+    }
+
+    pub fn unified_since(&self, i: usize) -> Option<i64> {
+        self.cluster_of(i).map(|c| self.cluster_since[c])
+    }
+
+    pub fn previous_unified_id(&self, i: usize) -> Option<&str> {
+        let previous = self.previous[i];
+        (previous != NONE).then(|| self.previous_ids.value(previous))
+    }
+
+    pub fn status(&self, i: usize) -> IdentifierStatus {
+        self.status[i]
+    }
+
+    pub fn reason(&self, i: usize) -> Option<&str> {
+        self.reasons[i].as_deref()
+    }
+
+    /// Identifiers in its person (0 when not linked).
+    pub fn cluster_size(&self, i: usize) -> u32 {
+        self.cluster_of(i).map_or(0, |c| self.cluster_sizes[c])
     }
 }
 
@@ -185,59 +210,131 @@ pub struct StitchStats {
     pub passes: usize,
 }
 
+/// The identifiers of a batch of records and the links between them.
+#[derive(Debug, Default)]
+pub struct LinkBatch<'a> {
+    pub identifiers: Vec<Key<'a>>,
+    /// Pairs of indexes into `identifiers` seen on one record.
+    pub links: Vec<(u32, u32)>,
+}
+
+impl<'a> LinkBatch<'a> {
+    pub fn clear(&mut self) {
+        self.identifiers.clear();
+        self.links.clear();
+    }
+
+    /// Adds an identifier; returns its index for [`LinkBatch::links`].
+    pub fn push(&mut self, key: Key<'a>) -> u32 {
+        self.identifiers.push(key);
+        (self.identifiers.len() - 1) as u32
+    }
+
+    /// Adds two identifiers seen on one record.
+    pub fn link(&mut self, a: Key<'a>, b: Key<'a>) {
+        let a = self.push(a);
+        let b = self.push(b);
+        self.links.push((a, b));
+    }
+}
+
 impl IdentityGraph {
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn type_id(&mut self, id_type: &str) -> u16 {
-        if let Some(pos) = self.type_names.iter().position(|t| t == id_type) {
-            return pos as u16;
+    /// A graph whose identifiers are interned in `shards` shards (the default is one per
+    /// core); the result does not depend on it.
+    pub fn with_shards(shards: usize) -> Self {
+        Self {
+            values: Interner::with_shards(shards),
+            previous_ids: Interner::with_shards(shards),
+            ..Self::default()
         }
-        self.type_names.push(id_type.to_string());
-        (self.type_names.len() - 1) as u16
     }
 
-    /// The node of an identifier, created on first sight.
-    pub fn node(&mut self, id_type: &str, id_value: &str) -> u32 {
-        let t = self.type_id(id_type);
-        let types = &self.node_types;
-        let (node, new) = self.values.intern(t, id_value, |i| types[i as usize] == t);
-        if new {
-            self.node_types.push(t);
-            self.previous.push(NONE);
+    /// An identifier type, registered on first sight.
+    pub fn register_type(&mut self, id_type: &str) -> IdType {
+        if let Some(known) = self.known_type(id_type) {
+            return known;
         }
-        node
+        self.type_names.push(id_type.to_string());
+        self.type_seeds.push(type_seed(id_type));
+        self.known_type(id_type).expect("just registered")
+    }
+
+    /// An identifier type already seen, if it was.
+    pub fn known_type(&self, id_type: &str) -> Option<IdType> {
+        let id = self.type_names.iter().position(|t| t == id_type)?;
+        Some(IdType {
+            id: id as u16,
+            seed: self.type_seeds[id],
+        })
+    }
+
+    /// Adds a batch: its identifiers (created on first sight) and its links.
+    pub fn add(&mut self, batch: &LinkBatch<'_>) {
+        let nodes = self.values.intern(&batch.identifiers, true);
+        self.links.extend(
+            batch
+                .links
+                .iter()
+                .map(|&(a, b)| (nodes[a as usize], nodes[b as usize]))
+                .filter(|(a, b)| a != b),
+        );
     }
 
     /// Two identifiers seen on one record. A link to itself just records the identifier.
     pub fn link(&mut self, a_type: &str, a_value: &str, b_type: &str, b_value: &str) {
-        let a = self.node(a_type, a_value);
-        let b = self.node(b_type, b_value);
-        if a != b {
-            self.links.push((a, b));
+        let (a_type, b_type) = (self.register_type(a_type), self.register_type(b_type));
+        let mut batch = LinkBatch::default();
+        batch.link(
+            Key {
+                id_type: a_type,
+                value: a_value,
+            },
+            Key {
+                id_type: b_type,
+                value: b_value,
+            },
+        );
+        self.add(&batch);
+    }
+
+    /// The unified ids identifiers had in the previous run (`identifiers[i]` had
+    /// `previous[i]`). Unknown identifiers are ignored: they no longer appear in the input.
+    pub fn remember_all(&mut self, identifiers: &[Key<'_>], previous: &[(&str, i64)]) {
+        let nodes = self.values.intern(identifiers, false);
+        let id_keys: Vec<Key<'_>> = previous
+            .iter()
+            .map(|&(unified_id, _)| Key {
+                id_type: UNIFIED_ID_TYPE,
+                value: unified_id,
+            })
+            .collect();
+        let ids = self.previous_ids.intern(&id_keys, true);
+        self.previous_since
+            .resize(self.previous_ids.node_bound(), i64::MIN);
+        for ((&node, &id), &(_, since)) in nodes.iter().zip(&ids).zip(previous) {
+            if self.previous_since[id as usize] == i64::MIN {
+                self.previous_since[id as usize] = since;
+            }
+            if node != NONE {
+                self.previous.push((node, id));
+            }
         }
     }
 
-    /// The unified id an identifier had in the previous run. Unknown identifiers are
-    /// ignored: they no longer appear in the input.
+    /// The unified id one identifier had in the previous run.
     pub fn remember(&mut self, id_type: &str, id_value: &str, previous: PreviousId) {
-        let Some(t) = self.type_names.iter().position(|t| t == id_type) else {
+        let Some(id_type) = self.known_type(id_type) else {
             return;
         };
-        let t = t as u16;
-        let hash = Interner::hash(t, id_value);
-        let (types, values) = (&self.node_types, &self.values);
-        let Some(node) = values.find(hash, |i| {
-            types[i as usize] == t && values.get(i) == id_value
-        }) else {
-            return;
+        let key = Key {
+            id_type,
+            value: id_value,
         };
-        let (id, new) = self.previous_ids.intern(0, &previous.unified_id, |_| true);
-        if new {
-            self.previous_since.push(previous.since);
-        }
-        self.previous[node as usize] = id;
+        self.remember_all(&[key], &[(&previous.unified_id, previous.since)]);
     }
 
     pub fn identifiers(&self) -> usize {
@@ -255,9 +352,11 @@ struct Stitcher {
     values: Interner,
     /// Canonical order: strongest type first, then by a stable hash of the value (then the
     /// value), so the result does not depend on the order rows arrived in. `order[position]`
-    /// is the interned value; everything below is indexed by position.
+    /// is the interned node; everything below is indexed by position.
     order: Vec<u32>,
     types: Vec<u16>,
+    /// Value hashes (of type and value), by position.
+    hashes: Vec<u64>,
     previous_ids: Interner,
     previous_since: Vec<i64>,
     previous: Vec<u32>,
@@ -274,11 +373,11 @@ impl Stitcher {
         let IdentityGraph {
             type_names,
             values,
-            node_types,
             links,
             previous_ids,
             previous_since,
             previous,
+            ..
         } = graph;
         // Types ranked by priority, then by name.
         let mut type_order: Vec<u16> = (0..type_names.len() as u16).collect();
@@ -290,24 +389,44 @@ impl Stitcher {
         for (position, &t) in type_order.iter().enumerate() {
             type_position[t as usize] = position as u16;
         }
-        let mut order: Vec<u32> = (0..values.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            let key = |n: u32| {
-                (
-                    type_position[node_types[n as usize] as usize],
-                    values.hashes[n as usize],
-                )
-            };
-            key(a)
-                .cmp(&key(b))
-                .then_with(|| values.get(a).cmp(values.get(b)))
-        });
-        let mut position_of = vec![0u32; order.len()];
+
+        // Sort keys: type position (bits 96..), value hash (32..96), node (0..32).
+        let mut keys: Vec<u128> = values
+            .nodes()
+            .map(|node| {
+                let t = type_position[values.type_id(node) as usize];
+                (u128::from(t) << 96) | (u128::from(values.hash(node)) << 32) | u128::from(node)
+            })
+            .collect();
+        parallel_sort(&mut keys);
+        // Equal hashes within a type (rare) are ordered by value.
+        let mut start = 0;
+        while start < keys.len() {
+            let mut end = start + 1;
+            while end < keys.len() && keys[end] >> 32 == keys[start] >> 32 {
+                end += 1;
+            }
+            if end - start > 1 {
+                keys[start..end]
+                    .sort_by(|&a, &b| values.value(a as u32).cmp(values.value(b as u32)));
+            }
+            start = end;
+        }
+        let order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
+        let types: Vec<u16> = keys
+            .iter()
+            .map(|&k| type_order[(k >> 96) as usize])
+            .collect();
+        let hashes: Vec<u64> = keys.iter().map(|&k| (k >> 32) as u64).collect();
+        drop(keys);
+        let mut position_of = vec![NONE; values.node_bound()];
         for (position, &node) in order.iter().enumerate() {
             position_of[node as usize] = position as u32;
         }
-        let types: Vec<u16> = order.iter().map(|&n| node_types[n as usize]).collect();
-        let previous: Vec<u32> = order.iter().map(|&n| previous[n as usize]).collect();
+        let mut previous_of = vec![NONE; order.len()];
+        for (node, id) in previous {
+            previous_of[position_of[node as usize] as usize] = id;
+        }
 
         // Links grouped by the rank of their weaker end, each group in canonical order.
         let rank_of_type: Vec<usize> = type_names.iter().map(|t| rules.rank(t)).collect();
@@ -321,23 +440,30 @@ impl Stitcher {
         }
         let mut links = Vec::new();
         for mut group in by_rank {
-            group.sort_unstable();
+            parallel_sort(&mut group);
             group.dedup();
             links.extend(group.into_iter().map(|l| ((l >> 32) as u32, l as u32)));
         }
 
-        let reasons: Vec<Option<String>> = order
-            .iter()
-            .zip(&types)
-            .map(|(&n, &t)| rules.blocked(&type_names[t as usize], values.get(n)))
-            .collect();
-        let status = reasons
-            .iter()
-            .map(|b| match b {
-                Some(_) => IdentifierStatus::Blocklisted,
-                None => IdentifierStatus::Linked,
-            })
-            .collect();
+        // Blocklists, checked shard by shard in parallel.
+        let blocklists: Vec<_> = type_names.iter().map(|t| rules.blocklist_of(t)).collect();
+        let blocked = values.per_shard(|nodes| {
+            nodes
+                .filter(|&node| !blocklists[values.type_id(node) as usize].is_empty())
+                .filter_map(|node| {
+                    blocklists[values.type_id(node) as usize]
+                        .reason(values.value(node))
+                        .map(|reason| (node, reason))
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut reasons: Vec<Option<String>> = vec![None; order.len()];
+        let mut status = vec![IdentifierStatus::Linked; order.len()];
+        for (node, reason) in blocked.into_iter().flatten() {
+            let position = position_of[node as usize] as usize;
+            reasons[position] = Some(reason);
+            status[position] = IdentifierStatus::Blocklisted;
+        }
         let limits = rules
             .limits
             .iter()
@@ -353,9 +479,10 @@ impl Stitcher {
             values,
             order,
             types,
+            hashes,
             previous_ids,
             previous_since,
-            previous,
+            previous: previous_of,
             links,
             status,
             reasons,
@@ -364,7 +491,7 @@ impl Stitcher {
     }
 
     fn value(&self, node: u32) -> &str {
-        self.values.get(self.order[node as usize])
+        self.values.value(self.order[node as usize])
     }
 
     fn describe(&self, node: u32) -> String {
@@ -377,7 +504,7 @@ impl Stitcher {
 
     fn previous_id(&self, node: u32) -> Option<&str> {
         let id = self.previous[node as usize];
-        (id != NONE).then(|| self.previous_ids.get(id))
+        (id != NONE).then(|| self.previous_ids.value(id))
     }
 
     fn run(mut self, now: i64) -> (Stitched, StitchStats) {
@@ -494,56 +621,47 @@ impl Stitcher {
         // Ties on `since` are broken by the id text, not by interning order.
         candidates.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0)
-                .then_with(|| self.previous_ids.get(a.1).cmp(self.previous_ids.get(b.1)))
+                .then_with(|| {
+                    self.previous_ids
+                        .value(a.1)
+                        .cmp(self.previous_ids.value(b.1))
+                })
                 .then_with(|| a.2.cmp(&b.2))
                 .then_with(|| a.3.cmp(&b.3))
         });
         let clusters = anchors.len();
         let mut kept_id = vec![NONE; clusters];
-        let mut id_kept = vec![false; self.previous_ids.len()];
+        let mut id_kept = vec![false; self.previous_ids.node_bound()];
         for &(_, id, _, cluster) in &candidates {
             if kept_id[cluster as usize] == NONE && !id_kept[id as usize] {
                 kept_id[cluster as usize] = id;
                 id_kept[id as usize] = true;
             }
         }
-        // New ids never collide with an id issued before.
-        let mut taken: HashSet<u64> = (0..self.previous_ids.len() as u32)
-            .filter_map(|id| parse_unified_id(self.previous_ids.get(id)))
-            .collect();
-        let mut cluster_ids = Vec::with_capacity(clusters);
+        let new_ids = self.new_id_hashes(&anchors, &kept_id);
+        let mut new_ids = new_ids.into_iter();
+        let mut cluster_ids = TextList::with_capacity(clusters);
         let mut cluster_since = Vec::with_capacity(clusters);
-        for (c, &anchor) in anchors.iter().enumerate() {
-            if kept_id[c] != NONE {
-                let id = kept_id[c];
-                cluster_ids.push(self.previous_ids.get(id).to_string());
+        for &id in &kept_id {
+            if id != NONE {
+                cluster_ids.push(self.previous_ids.value(id));
                 cluster_since.push(self.previous_since[id as usize]);
-                continue;
+            } else {
+                cluster_ids.push_unified_id(new_ids.next().expect("one per new cluster"));
+                cluster_since.push(now);
             }
-            let type_name = &self.type_names[self.types[anchor as usize] as usize];
-            let value = self.value(anchor);
-            let mut salt = 0u32;
-            let hash = loop {
-                let candidate = anchor_hash(type_name, value, salt);
-                if taken.insert(candidate) {
-                    break candidate;
-                }
-                salt += 1;
-            };
-            cluster_ids.push(format!("u-{hash:016x}"));
-            cluster_since.push(now);
         }
 
         let merge_reasons = forest.merge_reasons(&self, &cluster, &cluster_ids);
         let split_causes = self.split_causes();
-        for node in 0..n {
+        for (node, &node_cluster) in cluster.iter().enumerate() {
             if self.status[node] != IdentifierStatus::Linked {
                 continue;
             }
             let Some(before) = self.previous_id(node as u32) else {
                 continue;
             };
-            let now_id = &cluster_ids[cluster[node] as usize];
+            let now_id = cluster_ids.get(node_cluster as usize);
             if now_id == before {
                 continue;
             }
@@ -586,6 +704,41 @@ impl Stitcher {
         (stitched, stats)
     }
 
+    /// The hashes of the ids of the clusters that keep no previous id, in cluster order:
+    /// each from the cluster's anchor, salted until it collides with no id issued before
+    /// and no earlier new id.
+    fn new_id_hashes(&self, anchors: &[u32], kept_id: &[u32]) -> Vec<u64> {
+        let fresh: Vec<u32> = anchors
+            .iter()
+            .zip(kept_id)
+            .filter(|(_, id)| **id == NONE)
+            .map(|(&anchor, _)| anchor)
+            .collect();
+        let anchor_of = |anchor: u32, salt: u32| anchor_hash(self.hashes[anchor as usize], salt);
+        let mut hashes: Vec<u64> = fresh.iter().map(|&anchor| anchor_of(anchor, 0)).collect();
+        let issued: Vec<u64> = self
+            .previous_ids
+            .nodes()
+            .filter_map(|id| parse_unified_id(self.previous_ids.value(id)))
+            .collect();
+        // Collisions are rare (64-bit hashes): check them all at once with a sort, and
+        // only on a collision walk the clusters in order with a set of taken hashes.
+        let mut all: Vec<u64> = hashes.iter().chain(&issued).copied().collect();
+        parallel_sort(&mut all);
+        if all.windows(2).all(|pair| pair[0] != pair[1]) {
+            return hashes;
+        }
+        let mut taken: HashSet<u64> = issued.into_iter().collect();
+        for (hash, &anchor) in hashes.iter_mut().zip(&fresh) {
+            let mut salt = 0;
+            while !taken.insert(*hash) {
+                salt += 1;
+                *hash = anchor_of(anchor, salt);
+            }
+        }
+        hashes
+    }
+
     /// Why identifiers no longer share the person they had: for each previous id, the
     /// first of its former identifiers that is now set aside.
     fn split_causes(&self) -> HashMap<u32, u32> {
@@ -614,20 +767,11 @@ impl Stitcher {
     }
 }
 
-/// FNV-1a of a person's strongest identifier (`"<type> <value>"`) and a salt: stable across
-/// Rust versions and platforms, unlike the std hasher.
-fn anchor_hash(type_name: &str, value: &str, salt: u32) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = type_name
-        .bytes()
-        .chain(std::iter::once(b' '))
-        .chain(value.bytes())
-        .chain(salt.to_le_bytes());
-    for byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
+/// The hash of a new person's id: from the hash of its strongest identifier (type and
+/// value, see [`crate::identity::interner::value_hash`]) and a salt, so stable across
+/// runs and platforms.
+fn anchor_hash(value_hash: u64, salt: u32) -> u64 {
+    XxHash64::oneshot(u64::from(salt), &value_hash.to_le_bytes())
 }
 
 /// The hash inside an id this module issued (`u-<16 hex digits>`).
@@ -698,7 +842,7 @@ impl Forest {
         &self,
         stitcher: &Stitcher,
         cluster: &[u32],
-        cluster_ids: &[String],
+        cluster_ids: &TextList,
     ) -> HashMap<u32, String> {
         let mut reasons = HashMap::new();
         for &(strong, weak) in &self.unions {
@@ -709,9 +853,9 @@ impl Forest {
             if a == NONE || b == NONE || a == b || cluster[strong as usize] == NONE {
                 continue;
             }
-            let survivor = cluster_ids[cluster[strong as usize] as usize].as_str();
+            let survivor = cluster_ids.get(cluster[strong as usize] as usize);
             for absorbed in [a, b] {
-                let absorbed_id = stitcher.previous_ids.get(absorbed);
+                let absorbed_id = stitcher.previous_ids.value(absorbed);
                 if absorbed_id != survivor && !reasons.contains_key(&absorbed) {
                     reasons.insert(
                         absorbed,
@@ -827,6 +971,102 @@ mod tests {
                 ids_of(&second, r.id_type, r.id_value)
             );
         }
+    }
+
+    /// Large enough for the parallel paths (interning, sorts, output) to run.
+    #[test]
+    fn large_graphs_match_a_plain_connected_components_whatever_the_shards() {
+        let mut state = 11u64;
+        let mut next = |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        let (people, links) = (20_000u64, 60_000);
+        let edges: Vec<(String, String)> = (0..links)
+            .map(|_| {
+                let a = next(people);
+                // Mostly within a block of 4 identifiers, sometimes across blocks.
+                let b = if next(10) == 0 {
+                    next(people)
+                } else {
+                    a / 4 * 4 + next(4)
+                };
+                (format!("e{a}@x.fr"), format!("+336{b:08}"))
+            })
+            .collect();
+        let stitch_with = |shards| {
+            let mut g = IdentityGraph::with_shards(shards);
+            let mut batch = LinkBatch::default();
+            let (email, phone) = (g.register_type("email"), g.register_type("phone"));
+            for (a, b) in &edges {
+                let a = Key {
+                    id_type: email,
+                    value: a,
+                };
+                let b = Key {
+                    id_type: phone,
+                    value: b,
+                };
+                batch.link(a, b);
+            }
+            g.add(&batch);
+            let (result, _) = g.stitch(&rules(""), 0);
+            let mut ids: Vec<(String, String)> = result
+                .iter()
+                .map(|r| (r.id_value.to_string(), r.unified_id.unwrap().to_string()))
+                .collect();
+            ids.sort();
+            ids
+        };
+        let one = stitch_with(1);
+        assert_eq!(one, stitch_with(3));
+
+        // Independent reference: components by breadth-first search over the edges.
+        let mut neighbours: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (a, b) in &edges {
+            neighbours.entry(a).or_default().push(b);
+            neighbours.entry(b).or_default().push(a);
+        }
+        let mut component: HashMap<&str, usize> = HashMap::new();
+        let mut starts: Vec<&str> = neighbours.keys().copied().collect();
+        starts.sort_unstable();
+        for start in starts {
+            if component.contains_key(start) {
+                continue;
+            }
+            let label = component.len();
+            let mut queue = vec![start];
+            component.insert(start, label);
+            while let Some(node) = queue.pop() {
+                for &other in &neighbours[node] {
+                    if !component.contains_key(other) {
+                        component.insert(other, label);
+                        queue.push(other);
+                    }
+                }
+            }
+        }
+        assert_eq!(one.len(), component.len());
+        let unified: HashMap<&str, &str> =
+            one.iter().map(|(v, u)| (v.as_str(), u.as_str())).collect();
+        for (a, b) in &edges {
+            assert_eq!(unified[a.as_str()], unified[b.as_str()]);
+        }
+        let mut pairs: Vec<(usize, &str)> = one
+            .iter()
+            .map(|(v, u)| (component[v.as_str()], u.as_str()))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        // One unified id per component, and no id shared by two components.
+        let components = component.values().collect::<HashSet<_>>().len();
+        assert_eq!(pairs.len(), components);
+        assert_eq!(
+            pairs.iter().map(|p| p.1).collect::<HashSet<_>>().len(),
+            components
+        );
     }
 
     #[test]

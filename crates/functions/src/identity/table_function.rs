@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, RecordBatch, StringBuilder, StringViewArray, TimestampMicrosecondArray,
-    TimestampMicrosecondBuilder, UInt32Builder,
+    UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
@@ -27,7 +27,9 @@ use futures::StreamExt;
 
 use crate::config::{IdentityConfig, StitchRules};
 use crate::error::FunctionError;
-use crate::identity::stitch::{IdentityGraph, PreviousId, Stitched};
+use crate::identity::interner::{IdType, Key};
+use crate::identity::parallel::parallel_map;
+use crate::identity::stitch::{IdentityGraph, LinkBatch, Stitched};
 
 pub const LINK_COLUMNS: [&str; 4] = ["id_type", "id_value", "linked_type", "linked_value"];
 const PREVIOUS_COLUMNS: [&str; 3] = ["id_type", "id_value", "unified_id"];
@@ -113,14 +115,19 @@ struct StitchTable {
     rules: StitchRules,
 }
 
+/// Rows read before a chunk is interned: large enough that the shard threads have work,
+/// small enough that the chunk's batches stay a small share of memory.
+const CHUNK_ROWS: usize = 1 << 19;
+
 impl StitchTable {
-    /// Streams the named columns of `table` (as text), batch by batch, into `each`.
+    /// Streams the named columns of `table` (text as string views, `extra` as a UTC
+    /// timestamp) into `each`, a chunk of batches at a time.
     async fn read(
         state: &SessionState,
         table: &TableReference,
         columns: &[&str],
         extra: Option<&str>,
-        mut each: impl FnMut(&[StringViewArray], Option<&TimestampMicrosecondArray>),
+        mut each: impl FnMut(&[RecordBatch]),
     ) -> Result<bool> {
         let schema = state.schema_for_ref(table.clone())?;
         let Some(provider) = schema.table(table.table()).await? else {
@@ -136,6 +143,7 @@ impl StitchTable {
                 .into());
             }
         }
+        // Views: casting the lake's Utf8View columns to Utf8 would copy every string.
         let mut projection: Vec<Expr> = columns
             .iter()
             .map(|c| cast(col(*c), DataType::Utf8View).alias(*c))
@@ -154,31 +162,131 @@ impl StitchTable {
             .build()?;
         let physical = state.create_physical_plan(&plan).await?;
         let mut stream = execute_stream(physical, state.task_ctx())?;
+        let mut chunk = Vec::new();
+        let mut rows = 0;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            // Views: casting the lake's Utf8View columns to Utf8 would copy every string.
-            let strings: Vec<StringViewArray> = (0..columns.len())
-                .map(|i| {
-                    batch
-                        .column(i)
-                        .as_any()
-                        .downcast_ref::<StringViewArray>()
-                        .expect("projected as Utf8View")
-                        .clone()
-                })
-                .collect();
-            let ts = extra.map(|_| {
-                batch
-                    .column(columns.len())
-                    .as_any()
-                    .downcast_ref::<TimestampMicrosecondArray>()
-                    .expect("projected as timestamp")
-                    .clone()
-            });
-            each(&strings, ts.as_ref());
+            rows += batch.num_rows();
+            chunk.push(batch);
+            if rows >= CHUNK_ROWS {
+                each(&chunk);
+                chunk.clear();
+                rows = 0;
+            }
+        }
+        if !chunk.is_empty() {
+            each(&chunk);
         }
         Ok(true)
     }
+}
+
+/// A text column projected by [`StitchTable::read`].
+fn text_column(batch: &RecordBatch, index: usize) -> &StringViewArray {
+    batch
+        .column(index)
+        .as_any()
+        .downcast_ref::<StringViewArray>()
+        .expect("projected as Utf8View")
+}
+
+/// Identifier type names resolved once per distinct short name: a name of up to 12 bytes
+/// is entirely inside its 16-byte string view, so the view is the key.
+#[derive(Default)]
+struct TypeCache {
+    inline: Vec<(u128, Option<IdType>)>,
+}
+
+impl TypeCache {
+    const INLINE_LEN: u128 = 12;
+
+    fn resolve(
+        &mut self,
+        column: &StringViewArray,
+        row: usize,
+        lookup: &mut impl FnMut(&str) -> Option<IdType>,
+    ) -> Option<IdType> {
+        let view = column.views()[row];
+        if view & 0xffff_ffff > Self::INLINE_LEN {
+            return lookup(column.value(row));
+        }
+        if let Some(&(_, id_type)) = self.inline.iter().find(|(v, _)| *v == view) {
+            return id_type;
+        }
+        let id_type = lookup(column.value(row));
+        self.inline.push((view, id_type));
+        id_type
+    }
+}
+
+/// Adds one chunk of link rows to the graph.
+fn add_links<'a>(graph: &mut IdentityGraph, types: &mut TypeCache, chunk: &'a [RecordBatch]) {
+    let mut batch = LinkBatch::default();
+    let mut register = |name: &str| Some(graph.register_type(name));
+    let mut key = |id_type, value: &'a StringViewArray, row| Key {
+        id_type: types
+            .resolve(id_type, row, &mut register)
+            .expect("registered"),
+        value: value.value(row),
+    };
+    for record_batch in chunk {
+        let column = |i| text_column(record_batch, i);
+        let (a_type, a_value, b_type, b_value) = (column(0), column(1), column(2), column(3));
+        for row in 0..record_batch.num_rows() {
+            if a_type.is_null(row) || a_value.is_null(row) {
+                continue;
+            }
+            let a = key(a_type, a_value, row);
+            if b_type.is_null(row) || b_value.is_null(row) {
+                batch.push(a);
+                continue;
+            }
+            let b = key(b_type, b_value, row);
+            // A link to itself just declares the identifier.
+            if b.id_type == a.id_type && b.value == a.value {
+                batch.push(a);
+            } else {
+                batch.link(a, b);
+            }
+        }
+    }
+    graph.add(&batch);
+}
+
+/// Adds one chunk of a previous stitch's rows (the ids people had) to the graph.
+fn add_previous(graph: &mut IdentityGraph, types: &mut TypeCache, chunk: &[RecordBatch]) {
+    let mut identifiers = Vec::new();
+    let mut previous = Vec::new();
+    let mut known = |name: &str| graph.known_type(name);
+    for record_batch in chunk {
+        let column = |i| text_column(record_batch, i);
+        let (id_type, id_value, unified_id) = (column(0), column(1), column(2));
+        let since = record_batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("projected as timestamp");
+        for row in 0..record_batch.num_rows() {
+            if unified_id.is_null(row) || id_type.is_null(row) || id_value.is_null(row) {
+                continue;
+            }
+            // Types this run has not seen have no identifiers to remember.
+            let Some(id_type) = types.resolve(id_type, row, &mut known) else {
+                continue;
+            };
+            identifiers.push(Key {
+                id_type,
+                value: id_value.value(row),
+            });
+            let since = if since.is_null(row) {
+                0
+            } else {
+                since.value(row)
+            };
+            previous.push((unified_id.value(row), since));
+        }
+    }
+    graph.remember_all(&identifiers, &previous);
 }
 
 #[async_trait]
@@ -206,25 +314,9 @@ impl TableProvider for StitchTable {
         // here and the plan serves the result.
         let started = std::time::Instant::now();
         let mut graph = IdentityGraph::new();
-        let found = Self::read(state, &self.links, &LINK_COLUMNS, None, |cols, _| {
-            let [a_type, a_value, b_type, b_value] = cols else {
-                unreachable!("four link columns")
-            };
-            for row in 0..a_type.len() {
-                if a_type.is_null(row) || a_value.is_null(row) {
-                    continue;
-                }
-                if b_type.is_null(row) || b_value.is_null(row) {
-                    graph.node(a_type.value(row), a_value.value(row));
-                } else {
-                    graph.link(
-                        a_type.value(row),
-                        a_value.value(row),
-                        b_type.value(row),
-                        b_value.value(row),
-                    );
-                }
-            }
+        let mut types = TypeCache::default();
+        let found = Self::read(state, &self.links, &LINK_COLUMNS, None, |chunk| {
+            add_links(&mut graph, &mut types, chunk)
         })
         .await?;
         if !found {
@@ -234,35 +326,14 @@ impl TableProvider for StitchTable {
             );
         }
         if let Some(previous) = &self.previous {
+            // A fresh cache: previous rows resolve names without registering new types.
+            let mut types = TypeCache::default();
             let found = Self::read(
                 state,
                 previous,
                 &PREVIOUS_COLUMNS,
                 Some("unified_since"),
-                |cols, since| {
-                    let [id_type, id_value, unified_id] = cols else {
-                        unreachable!("three previous columns")
-                    };
-                    let since = since.expect("requested");
-                    for row in 0..id_type.len() {
-                        if unified_id.is_null(row) || id_type.is_null(row) || id_value.is_null(row)
-                        {
-                            continue;
-                        }
-                        graph.remember(
-                            id_type.value(row),
-                            id_value.value(row),
-                            PreviousId {
-                                unified_id: unified_id.value(row).to_string(),
-                                since: if since.is_null(row) {
-                                    0
-                                } else {
-                                    since.value(row)
-                                },
-                            },
-                        );
-                    }
-                },
+                |chunk| add_previous(&mut graph, &mut types, chunk),
             )
             .await?;
             if !found {
@@ -296,41 +367,43 @@ impl TableProvider for StitchTable {
     }
 }
 
+/// The result as batches, built a column at a time (each column's loop reads one thing
+/// at random, so the reads overlap) and batches side by side on the cores.
 fn to_batches(identifiers: &Stitched) -> Result<Vec<RecordBatch>> {
-    (0..identifiers.len())
-        .step_by(OUTPUT_BATCH_ROWS)
-        .map(|start| {
-            let chunk = (start..identifiers.len().min(start + OUTPUT_BATCH_ROWS))
-                .map(|i| identifiers.get(i));
-            let mut id_type = StringBuilder::new();
-            let mut id_value = StringBuilder::new();
-            let mut unified_id = StringBuilder::new();
-            let mut since = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-            let mut previous = StringBuilder::new();
-            let mut status = StringBuilder::new();
-            let mut reason = StringBuilder::new();
-            let mut size = UInt32Builder::new();
-            for r in chunk {
-                id_type.append_value(r.id_type);
-                id_value.append_value(r.id_value);
-                unified_id.append_option(r.unified_id);
-                since.append_option(r.unified_since);
-                previous.append_option(r.previous_unified_id);
-                status.append_value(r.status.as_str());
-                reason.append_option(r.reason);
-                size.append_value(r.cluster_size);
-            }
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(id_type.finish()),
-                Arc::new(id_value.finish()),
-                Arc::new(unified_id.finish()),
-                Arc::new(since.finish()),
-                Arc::new(previous.finish()),
-                Arc::new(status.finish()),
-                Arc::new(reason.finish()),
-                Arc::new(size.finish()),
-            ];
-            Ok(RecordBatch::try_new(stitch_schema(), columns)?)
-        })
-        .collect()
+    let starts: Vec<usize> = (0..identifiers.len()).step_by(OUTPUT_BATCH_ROWS).collect();
+    parallel_map(&starts, |&start| {
+        let rows = start..identifiers.len().min(start + OUTPUT_BATCH_ROWS);
+        let since: TimestampMicrosecondArray =
+            rows.clone().map(|i| identifiers.unified_since(i)).collect();
+        let sizes: UInt32Array = rows
+            .clone()
+            .map(|i| Some(identifiers.cluster_size(i)))
+            .collect();
+        let columns: Vec<ArrayRef> = vec![
+            output_text(rows.clone(), 12, &|i| Some(identifiers.id_type(i))),
+            output_text(rows.clone(), 24, &|i| Some(identifiers.id_value(i))),
+            output_text(rows.clone(), 18, &|i| identifiers.unified_id(i)),
+            Arc::new(since.with_timezone("UTC")),
+            output_text(rows.clone(), 0, &|i| identifiers.previous_unified_id(i)),
+            output_text(rows.clone(), 8, &|i| Some(identifiers.status(i).as_str())),
+            output_text(rows.clone(), 0, &|i| identifiers.reason(i)),
+            Arc::new(sizes),
+        ];
+        Ok(RecordBatch::try_new(stitch_schema(), columns)?)
+    })
+    .into_iter()
+    .collect()
+}
+
+/// A text column of the output: `value` of each row.
+fn output_text<'a>(
+    rows: std::ops::Range<usize>,
+    bytes_per_row: usize,
+    value: &dyn Fn(usize) -> Option<&'a str>,
+) -> ArrayRef {
+    let mut column = StringBuilder::with_capacity(rows.len(), rows.len() * bytes_per_row);
+    for i in rows {
+        column.append_option(value(i));
+    }
+    Arc::new(column.finish())
 }

@@ -1,0 +1,302 @@
+//! Identifier interning: each distinct (type, value) gets a number, found again by content.
+//!
+//! Sized for tens of millions of identifiers: the values are split into shards by hash,
+//! and the shards of one batch are filled in parallel, each by its own thread, so no
+//! locks are taken. A node number is `local * shards + shard`, so the numbering depends
+//! on the shard count; nothing outside relies on it (the stitch orders identifiers by
+//! content).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hashbrown::HashTable;
+
+use twox_hash::XxHash64;
+
+/// No node (an identifier not found, an unset link end).
+pub const NONE: u32 = u32::MAX;
+
+/// Batches with fewer keys than this are interned on the calling thread.
+const PARALLEL_FROM_KEYS: usize = 32_768;
+
+/// The hash of a value of a type, stable across runs and platforms (xxHash64), so orders
+/// derived from it are too. `seed` is [`type_seed`] of the type.
+pub fn value_hash(seed: u64, value: &str) -> u64 {
+    XxHash64::oneshot(seed, value.as_bytes())
+}
+
+/// The hash seed of an identifier type: two types never share a value's hash by design.
+pub fn type_seed(type_name: &str) -> u64 {
+    XxHash64::oneshot(0, type_name.as_bytes())
+}
+
+/// An identifier type: its number and its hash seed ([`type_seed`] of its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdType {
+    pub id: u16,
+    pub seed: u64,
+}
+
+/// An identifier to intern.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'a> {
+    pub id_type: IdType,
+    pub value: &'a str,
+}
+
+/// A table entry. The full hash and the value's place in the text sit in the entry, so a
+/// probe touches the text only for a value that really matches.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    /// Where the value starts in the shard's text (low 48 bits) and its type (high 16).
+    start_and_type: u64,
+    len: u32,
+    local: u32,
+}
+
+impl Slot {
+    fn matches(&self, text: &str, hash: u64, key: &Key<'_>) -> bool {
+        let start = (self.start_and_type & ((1 << 48) - 1)) as usize;
+        self.hash == hash
+            && (self.start_and_type >> 48) as u16 == key.id_type.id
+            && self.len as usize == key.value.len()
+            && &text[start..start + key.value.len()] == key.value
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    /// Values back to back.
+    text: String,
+    /// Per local number: where its value ends in `text`, its type and its hash.
+    ends: Vec<u64>,
+    types: Vec<u16>,
+    hashes: Vec<u64>,
+    slots: HashTable<Slot>,
+}
+
+impl Shard {
+    fn value(&self, local: u32) -> &str {
+        let local = local as usize;
+        let start = if local == 0 { 0 } else { self.ends[local - 1] };
+        &self.text[start as usize..self.ends[local] as usize]
+    }
+
+    fn find(&self, key: &Key<'_>, hash: u64) -> Option<u32> {
+        let text = &self.text;
+        let slot = self
+            .slots
+            .find(hash, |slot| slot.matches(text, hash, key))?;
+        Some(slot.local)
+    }
+
+    fn find_or_insert(&mut self, key: &Key<'_>, hash: u64, insert: bool) -> Option<u32> {
+        if let Some(local) = self.find(key, hash) {
+            return Some(local);
+        }
+        if !insert {
+            return None;
+        }
+        let local = u32::try_from(self.ends.len())
+            .ok()
+            .filter(|&local| local != NONE)
+            .expect("fewer than 2^32 identifiers per shard");
+        let start = self.text.len() as u64;
+        assert!(start < 1 << 48, "less than 256 TiB of identifier text");
+        self.text.push_str(key.value);
+        self.ends.push(self.text.len() as u64);
+        self.types.push(key.id_type.id);
+        self.hashes.push(hash);
+        let slot = Slot {
+            hash,
+            start_and_type: start | (u64::from(key.id_type.id) << 48),
+            len: u32::try_from(key.value.len()).expect("an identifier under 4 GiB"),
+            local,
+        };
+        self.slots.insert_unique(hash, slot, |slot| slot.hash);
+        Some(local)
+    }
+}
+
+/// Interned identifiers, in shards.
+#[derive(Debug)]
+pub struct Interner {
+    shards: Vec<Shard>,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_shards(cores.clamp(1, 8))
+    }
+}
+
+impl Interner {
+    pub fn with_shards(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1)).map(|_| Shard::default()).collect(),
+        }
+    }
+
+    fn shard_of(&self, hash: u64) -> usize {
+        // Bits hashbrown uses neither for its buckets (low) nor for its tags (top 7).
+        ((hash >> 32) % self.shards.len() as u64) as usize
+    }
+
+    fn split(&self, node: u32) -> (&Shard, u32) {
+        let shards = self.shards.len() as u32;
+        (&self.shards[(node % shards) as usize], node / shards)
+    }
+
+    /// The node numbers of `keys`, in order. New keys are added when `insert` is on;
+    /// otherwise unknown keys give [`NONE`].
+    pub fn intern(&mut self, keys: &[Key<'_>], insert: bool) -> Vec<u32> {
+        let nodes: Vec<AtomicU32> = (0..keys.len()).map(|_| AtomicU32::new(NONE)).collect();
+        let shards = self.shards.len();
+        let fill = |index: usize, shard: &mut Shard| {
+            for (key, node) in keys.iter().zip(&nodes) {
+                let hash = value_hash(key.id_type.seed, key.value);
+                if ((hash >> 32) % shards as u64) as usize != index {
+                    continue;
+                }
+                if let Some(local) = shard.find_or_insert(key, hash, insert) {
+                    node.store(local * shards as u32 + index as u32, Ordering::Relaxed);
+                }
+            }
+        };
+        if shards == 1 || keys.len() < PARALLEL_FROM_KEYS {
+            for (index, shard) in self.shards.iter_mut().enumerate() {
+                fill(index, shard);
+            }
+        } else {
+            std::thread::scope(|scope| {
+                let (first, others) = self.shards.split_first_mut().expect("one shard");
+                for (index, shard) in others.iter_mut().enumerate() {
+                    let fill = &fill;
+                    scope.spawn(move || fill(index + 1, shard));
+                }
+                fill(0, first);
+            });
+        }
+        nodes.into_iter().map(AtomicU32::into_inner).collect()
+    }
+
+    /// The node of one key, if interned.
+    pub fn find(&self, key: &Key<'_>) -> Option<u32> {
+        let hash = value_hash(key.id_type.seed, key.value);
+        let index = self.shard_of(hash);
+        self.shards[index]
+            .find(key, hash)
+            .map(|local| local * self.shards.len() as u32 + index as u32)
+    }
+
+    pub fn value(&self, node: u32) -> &str {
+        let (shard, local) = self.split(node);
+        shard.value(local)
+    }
+
+    pub fn type_id(&self, node: u32) -> u16 {
+        let (shard, local) = self.split(node);
+        shard.types[local as usize]
+    }
+
+    pub fn hash(&self, node: u32) -> u64 {
+        let (shard, local) = self.split(node);
+        shard.hashes[local as usize]
+    }
+
+    /// How many identifiers are interned.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.ends.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One past the highest node number: the length of a vector indexed by node.
+    pub fn node_bound(&self) -> usize {
+        let longest = self.shards.iter().map(|s| s.ends.len()).max().unwrap_or(0);
+        longest * self.shards.len()
+    }
+
+    /// Every node, shard by shard in insertion order: the order that reads the values
+    /// from memory front to back.
+    pub fn nodes(&self) -> impl Iterator<Item = u32> + '_ {
+        let shards = self.shards.len() as u32;
+        self.shards
+            .iter()
+            .enumerate()
+            .flat_map(move |(index, shard)| {
+                (0..shard.ends.len() as u32).map(move |local| local * shards + index as u32)
+            })
+    }
+
+    /// Runs `each` on the nodes of every shard, one thread per shard, and gathers what it
+    /// returns in shard order.
+    pub fn per_shard<T: Send>(
+        &self,
+        each: impl Fn(&mut dyn Iterator<Item = u32>) -> T + Sync,
+    ) -> Vec<T> {
+        let shards = self.shards.len() as u32;
+        let nodes_of = |index: usize| {
+            let len = self.shards[index].ends.len() as u32;
+            (0..len).map(move |local| local * shards + index as u32)
+        };
+        if shards == 1 || self.len() < PARALLEL_FROM_KEYS {
+            return (0..self.shards.len())
+                .map(|index| each(&mut nodes_of(index)))
+                .collect();
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..self.shards.len())
+                .map(|index| {
+                    let (each, nodes_of) = (&each, &nodes_of);
+                    scope.spawn(move || each(&mut nodes_of(index)))
+                })
+                .collect();
+            let mut results = vec![each(&mut nodes_of(0))];
+            results.extend(handles.into_iter().map(|h| h.join().expect("shard thread")));
+            results
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: u16, value: &str) -> Key<'_> {
+        Key {
+            id_type: IdType {
+                id,
+                seed: u64::from(id),
+            },
+            value,
+        }
+    }
+
+    #[test]
+    fn equal_keys_share_a_node_whatever_the_shard_count() {
+        let values: Vec<String> = (0..50_000).map(|i| format!("v{}", i % 20_000)).collect();
+        for shards in [1, 2, 3] {
+            let mut interner = Interner::with_shards(shards);
+            let keys: Vec<Key<'_>> = values.iter().map(|v| key(1, v)).collect();
+            let nodes = interner.intern(&keys, true);
+            assert_eq!(interner.len(), 20_000);
+            for (value, &node) in values.iter().zip(&nodes) {
+                assert_eq!(interner.value(node), value);
+                assert_eq!(interner.find(&key(1, value)), Some(node));
+            }
+            // Same value, other type: another identifier.
+            assert_eq!(interner.find(&key(2, "v1")), None);
+            let again = interner.intern(&[key(2, "v1"), key(1, "v1")], false);
+            assert_eq!(again, vec![NONE, nodes[1]]);
+            let mut seen: Vec<u32> = interner.nodes().collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), 20_000);
+            assert!(seen.iter().all(|&n| (n as usize) < interner.node_bound()));
+        }
+    }
+}
