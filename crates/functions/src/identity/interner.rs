@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use hashbrown::HashTable;
 
+use crate::identity::parallel::parallel_map;
+
 use twox_hash::XxHash64;
 
 /// No node (an identifier not found, an unset link end).
@@ -151,20 +153,53 @@ impl Interner {
     /// The node numbers of `keys`, in order. New keys are added when `insert` is on;
     /// otherwise unknown keys give [`NONE`].
     pub fn intern(&mut self, keys: &[Key<'_>], insert: bool) -> Vec<u32> {
-        let nodes: Vec<AtomicU32> = (0..keys.len()).map(|_| AtomicU32::new(NONE)).collect();
+        self.intern_segments(&[keys.len()], |_, i| Some(keys[i]), insert)
+    }
+
+    /// [`Interner::intern`] over keys produced in place: segment `s` has `lengths[s]`
+    /// slots, and `key_at(s, i)` is the key in slot `i` (`None` leaves it [`NONE`]). The
+    /// nodes come back flat, segment after segment. Each shard's thread reads the keys
+    /// itself, so nothing is gathered into a list first.
+    pub fn intern_segments<'k>(
+        &mut self,
+        lengths: &[usize],
+        key_at: impl Fn(usize, usize) -> Option<Key<'k>> + Sync,
+        insert: bool,
+    ) -> Vec<u32> {
+        let total: usize = lengths.iter().sum();
+        let nodes: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(NONE)).collect();
         let shards = self.shards.len();
+        // Hashes first, segments split over the cores, so each shard's thread then reads
+        // only the keys that belong to it.
+        let segments: Vec<usize> = (0..lengths.len()).collect();
+        let hash_segment = |&segment: &usize| -> Vec<Option<u64>> {
+            (0..lengths[segment])
+                .map(|i| key_at(segment, i).map(|key| value_hash(key.id_type.seed, key.value)))
+                .collect()
+        };
+        let hashes = if shards == 1 || total < PARALLEL_FROM_KEYS {
+            segments.iter().map(hash_segment).collect()
+        } else {
+            parallel_map(&segments, hash_segment)
+        };
         let fill = |index: usize, shard: &mut Shard| {
-            for (key, node) in keys.iter().zip(&nodes) {
-                let hash = value_hash(key.id_type.seed, key.value);
-                if ((hash >> 32) % shards as u64) as usize != index {
-                    continue;
-                }
-                if let Some(local) = shard.find_or_insert(key, hash, insert) {
-                    node.store(local * shards as u32 + index as u32, Ordering::Relaxed);
+            let mut slots = nodes.iter();
+            for (segment, hashes) in hashes.iter().enumerate() {
+                for (i, (hash, node)) in hashes.iter().zip(slots.by_ref()).enumerate() {
+                    let Some(hash) = *hash else {
+                        continue;
+                    };
+                    if ((hash >> 32) % shards as u64) as usize != index {
+                        continue;
+                    }
+                    let key = key_at(segment, i).expect("hashed, so present");
+                    if let Some(local) = shard.find_or_insert(&key, hash, insert) {
+                        node.store(local * shards as u32 + index as u32, Ordering::Relaxed);
+                    }
                 }
             }
         };
-        if shards == 1 || keys.len() < PARALLEL_FROM_KEYS {
+        if shards == 1 || total < PARALLEL_FROM_KEYS {
             for (index, shard) in self.shards.iter_mut().enumerate() {
                 fill(index, shard);
             }

@@ -6,7 +6,6 @@ pub mod stitch;
 pub mod table_function;
 
 pub use stitch::{
-    IdentifierStatus, IdentityGraph, LinkBatch, PreviousId, StitchStats, Stitched,
-    StitchedIdentifier,
+    IdentifierStatus, IdentityGraph, PreviousId, StitchStats, Stitched, StitchedIdentifier,
 };
 pub use table_function::{LINK_COLUMNS, StitchFunction, stitch_schema};

@@ -210,34 +210,6 @@ pub struct StitchStats {
     pub passes: usize,
 }
 
-/// The identifiers of a batch of records and the links between them.
-#[derive(Debug, Default)]
-pub struct LinkBatch<'a> {
-    pub identifiers: Vec<Key<'a>>,
-    /// Pairs of indexes into `identifiers` seen on one record.
-    pub links: Vec<(u32, u32)>,
-}
-
-impl<'a> LinkBatch<'a> {
-    pub fn clear(&mut self) {
-        self.identifiers.clear();
-        self.links.clear();
-    }
-
-    /// Adds an identifier; returns its index for [`LinkBatch::links`].
-    pub fn push(&mut self, key: Key<'a>) -> u32 {
-        self.identifiers.push(key);
-        (self.identifiers.len() - 1) as u32
-    }
-
-    /// Adds two identifiers seen on one record.
-    pub fn link(&mut self, a: Key<'a>, b: Key<'a>) {
-        let a = self.push(a);
-        let b = self.push(b);
-        self.links.push((a, b));
-    }
-}
-
 impl IdentityGraph {
     pub fn new() -> Self {
         Self::default()
@@ -272,23 +244,33 @@ impl IdentityGraph {
         })
     }
 
-    /// Adds a batch: its identifiers (created on first sight) and its links.
-    pub fn add(&mut self, batch: &LinkBatch<'_>) {
-        let nodes = self.values.intern(&batch.identifiers, true);
+    /// Adds records, segment by segment: segment `s` has `rows[s]` records, and
+    /// `identifier(s, row, 0)` and `identifier(s, row, 1)` are the two identifiers record
+    /// `row` links (the second `None` when it only declares the first). Identifiers are
+    /// created on first sight.
+    pub fn add_records<'k>(
+        &mut self,
+        rows: &[usize],
+        identifier: impl Fn(usize, usize, usize) -> Option<Key<'k>> + Sync,
+    ) {
+        let slots: Vec<usize> = rows.iter().map(|r| r * 2).collect();
+        let nodes = self.values.intern_segments(
+            &slots,
+            |segment, i| identifier(segment, i / 2, i % 2),
+            true,
+        );
         self.links.extend(
-            batch
-                .links
-                .iter()
-                .map(|&(a, b)| (nodes[a as usize], nodes[b as usize]))
-                .filter(|(a, b)| a != b),
+            nodes
+                .chunks_exact(2)
+                .filter(|pair| pair[0] != NONE && pair[1] != NONE && pair[0] != pair[1])
+                .map(|pair| (pair[0], pair[1])),
         );
     }
 
     /// Two identifiers seen on one record. A link to itself just records the identifier.
     pub fn link(&mut self, a_type: &str, a_value: &str, b_type: &str, b_value: &str) {
         let (a_type, b_type) = (self.register_type(a_type), self.register_type(b_type));
-        let mut batch = LinkBatch::default();
-        batch.link(
+        let pair = [
             Key {
                 id_type: a_type,
                 value: a_value,
@@ -297,8 +279,8 @@ impl IdentityGraph {
                 id_type: b_type,
                 value: b_value,
             },
-        );
-        self.add(&batch);
+        ];
+        self.add_records(&[1], |_, _, side| Some(pair[side]));
     }
 
     /// The unified ids identifiers had in the previous run (`identifiers[i]` had
@@ -998,20 +980,21 @@ mod tests {
             .collect();
         let stitch_with = |shards| {
             let mut g = IdentityGraph::with_shards(shards);
-            let mut batch = LinkBatch::default();
             let (email, phone) = (g.register_type("email"), g.register_type("phone"));
-            for (a, b) in &edges {
-                let a = Key {
-                    id_type: email,
-                    value: a,
-                };
-                let b = Key {
-                    id_type: phone,
-                    value: b,
-                };
-                batch.link(a, b);
-            }
-            g.add(&batch);
+            g.add_records(&[edges.len()], |_, row, side| {
+                let (a, b) = &edges[row];
+                Some(if side == 0 {
+                    Key {
+                        id_type: email,
+                        value: a,
+                    }
+                } else {
+                    Key {
+                        id_type: phone,
+                        value: b,
+                    }
+                })
+            });
             let (result, _) = g.stitch(&rules(""), 0);
             let mut ids: Vec<(String, String)> = result
                 .iter()

@@ -29,7 +29,7 @@ use crate::config::{IdentityConfig, StitchRules};
 use crate::error::FunctionError;
 use crate::identity::interner::{IdType, Key};
 use crate::identity::parallel::parallel_map;
-use crate::identity::stitch::{IdentityGraph, LinkBatch, Stitched};
+use crate::identity::stitch::{IdentityGraph, Stitched};
 
 pub const LINK_COLUMNS: [&str; 4] = ["id_type", "id_value", "linked_type", "linked_value"];
 const PREVIOUS_COLUMNS: [&str; 3] = ["id_type", "id_value", "unified_id"];
@@ -219,38 +219,65 @@ impl TypeCache {
     }
 }
 
+/// The link columns of one batch, with the identifier types resolved (`None` where the
+/// type or the value is null).
+struct LinkColumns<'a> {
+    a_types: Vec<Option<IdType>>,
+    a_values: &'a StringViewArray,
+    b_types: Vec<Option<IdType>>,
+    b_values: &'a StringViewArray,
+}
+
+fn resolve_types(
+    types: &mut TypeCache,
+    lookup: &mut impl FnMut(&str) -> Option<IdType>,
+    type_names: &StringViewArray,
+    values: &StringViewArray,
+) -> Vec<Option<IdType>> {
+    (0..type_names.len())
+        .map(|row| {
+            if type_names.is_null(row) || values.is_null(row) {
+                None
+            } else {
+                types.resolve(type_names, row, lookup)
+            }
+        })
+        .collect()
+}
+
 /// Adds one chunk of link rows to the graph.
 fn add_links<'a>(graph: &mut IdentityGraph, types: &mut TypeCache, chunk: &'a [RecordBatch]) {
-    let mut batch = LinkBatch::default();
     let mut register = |name: &str| Some(graph.register_type(name));
-    let mut key = |id_type, value: &'a StringViewArray, row| Key {
-        id_type: types
-            .resolve(id_type, row, &mut register)
-            .expect("registered"),
-        value: value.value(row),
-    };
-    for record_batch in chunk {
-        let column = |i| text_column(record_batch, i);
-        let (a_type, a_value, b_type, b_value) = (column(0), column(1), column(2), column(3));
-        for row in 0..record_batch.num_rows() {
-            if a_type.is_null(row) || a_value.is_null(row) {
-                continue;
+    let columns: Vec<LinkColumns<'a>> = chunk
+        .iter()
+        .map(|batch| {
+            let column = |i| text_column(batch, i);
+            let (a_values, b_values) = (column(1), column(3));
+            LinkColumns {
+                a_types: resolve_types(types, &mut register, column(0), a_values),
+                a_values,
+                b_types: resolve_types(types, &mut register, column(2), b_values),
+                b_values,
             }
-            let a = key(a_type, a_value, row);
-            if b_type.is_null(row) || b_value.is_null(row) {
-                batch.push(a);
-                continue;
-            }
-            let b = key(b_type, b_value, row);
-            // A link to itself just declares the identifier.
-            if b.id_type == a.id_type && b.value == a.value {
-                batch.push(a);
-            } else {
-                batch.link(a, b);
-            }
+        })
+        .collect();
+    let rows: Vec<usize> = chunk.iter().map(RecordBatch::num_rows).collect();
+    graph.add_records(&rows, |segment, row, side| {
+        let columns = &columns[segment];
+        let a = Key {
+            id_type: columns.a_types[row]?,
+            value: columns.a_values.value(row),
+        };
+        if side == 0 {
+            return Some(a);
         }
-    }
-    graph.add(&batch);
+        let b = Key {
+            id_type: columns.b_types[row]?,
+            value: columns.b_values.value(row),
+        };
+        // A link to itself just declares the identifier.
+        (b.id_type != a.id_type || b.value != a.value).then_some(b)
+    });
 }
 
 /// Adds one chunk of a previous stitch's rows (the ids people had) to the graph.
