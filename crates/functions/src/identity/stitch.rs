@@ -587,7 +587,7 @@ impl Stitcher {
             .filter(|&node| self.previous[node] != NONE && cluster[node] != NONE)
             .map(|node| (cluster[node], self.previous[node]))
             .collect();
-        carried.sort_unstable();
+        parallel_sort(&mut carried);
         // (since, id, fewer carriers last, cluster): oldest id first; an id goes to the
         // cluster holding most of its identifiers, ties to the earlier cluster.
         let mut candidates: Vec<(i64, u32, std::cmp::Reverse<u32>, u32)> = Vec::new();
@@ -600,13 +600,18 @@ impl Stitcher {
                 cluster,
             ));
         }
-        // Ties on `since` are broken by the id text, not by interning order.
+        // Ties on `since` are broken by the id's content (its hash, then its text), not
+        // by interning order.
+        let ids = &self.previous_ids;
         candidates.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0)
+                .then_with(|| ids.hash(a.1).cmp(&ids.hash(b.1)))
                 .then_with(|| {
-                    self.previous_ids
-                        .value(a.1)
-                        .cmp(self.previous_ids.value(b.1))
+                    if a.1 == b.1 {
+                        std::cmp::Ordering::Equal
+                    } else {
+                        ids.value(a.1).cmp(ids.value(b.1))
+                    }
                 })
                 .then_with(|| a.2.cmp(&b.2))
                 .then_with(|| a.3.cmp(&b.3))
