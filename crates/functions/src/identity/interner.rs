@@ -31,6 +31,12 @@ pub fn type_seed(type_name: &str) -> u64 {
     XxHash64::oneshot(0, type_name.as_bytes())
 }
 
+/// The shard of a hash among `shards`.
+fn shard_of(hash: u64, shards: usize) -> usize {
+    // Bits hashbrown uses neither for its buckets (low) nor for its tags (top 7).
+    ((hash >> 32) % shards as u64) as usize
+}
+
 /// An identifier type: its number and its hash seed ([`type_seed`] of its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdType {
@@ -140,11 +146,6 @@ impl Interner {
         }
     }
 
-    fn shard_of(&self, hash: u64) -> usize {
-        // Bits hashbrown uses neither for its buckets (low) nor for its tags (top 7).
-        ((hash >> 32) % self.shards.len() as u64) as usize
-    }
-
     fn split(&self, node: u32) -> (&Shard, u32) {
         let shards = self.shards.len() as u32;
         (&self.shards[(node % shards) as usize], node / shards)
@@ -189,7 +190,7 @@ impl Interner {
                     let Some(hash) = *hash else {
                         continue;
                     };
-                    if ((hash >> 32) % shards as u64) as usize != index {
+                    if shard_of(hash, shards) != index {
                         continue;
                     }
                     let key = key_at(segment, i).expect("hashed, so present");
@@ -219,7 +220,7 @@ impl Interner {
     /// The node of one key, if interned.
     pub fn find(&self, key: &Key<'_>) -> Option<u32> {
         let hash = value_hash(key.id_type.seed, key.value);
-        let index = self.shard_of(hash);
+        let index = shard_of(hash, self.shards.len());
         self.shards[index]
             .find(key, hash)
             .map(|local| local * self.shards.len() as u32 + index as u32)
