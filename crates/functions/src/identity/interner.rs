@@ -23,8 +23,12 @@ const PARALLEL_FROM_KEYS: usize = 32_768;
 /// The hash of a value of a type, stable across runs and platforms (xxHash64), so orders
 /// derived from it are too. `seed` is [`type_seed`] of the type.
 pub fn value_hash(seed: u64, value: &str) -> u64 {
-    XxHash64::oneshot(seed, value.as_bytes())
+    // Never NO_KEY, which marks an empty slot in a batch's hashes.
+    XxHash64::oneshot(seed, value.as_bytes()).min(NO_KEY - 1)
 }
+
+/// In a batch's hashes: the slot holds no key.
+const NO_KEY: u64 = u64::MAX;
 
 /// The hash seed of an identifier type: two types never share a value's hash by design.
 pub fn type_seed(type_name: &str) -> u64 {
@@ -173,9 +177,11 @@ impl Interner {
         // Hashes first, segments split over the cores, so each shard's thread then reads
         // only the keys that belong to it.
         let segments: Vec<usize> = (0..lengths.len()).collect();
-        let hash_segment = |&segment: &usize| -> Vec<Option<u64>> {
+        let hash_segment = |&segment: &usize| -> Vec<u64> {
             (0..lengths[segment])
-                .map(|i| key_at(segment, i).map(|key| value_hash(key.id_type.seed, key.value)))
+                .map(|i| {
+                    key_at(segment, i).map_or(NO_KEY, |key| value_hash(key.id_type.seed, key.value))
+                })
                 .collect()
         };
         let hashes = if shards == 1 || total < PARALLEL_FROM_KEYS {
@@ -187,10 +193,8 @@ impl Interner {
             let mut slots = nodes.iter();
             for (segment, hashes) in hashes.iter().enumerate() {
                 for (i, (hash, node)) in hashes.iter().zip(slots.by_ref()).enumerate() {
-                    let Some(hash) = *hash else {
-                        continue;
-                    };
-                    if shard_of(hash, shards) != index {
+                    let hash = *hash;
+                    if hash == NO_KEY || shard_of(hash, shards) != index {
                         continue;
                     }
                     let key = key_at(segment, i).expect("hashed, so present");

@@ -513,7 +513,7 @@ impl Stitcher {
     /// One union-find pass over the usable links. Returns the forest and how many
     /// identifiers this pass set aside (when `mark` is on).
     fn union_pass(&mut self, mark: bool) -> (Forest, usize) {
-        let mut forest = Forest::new(self.order.len(), self.limits.len());
+        let mut forest = Forest::new(self.order.len(), self.limits.len(), self.links.len());
         for (slot, &(limited_type, _)) in self.limits.iter().enumerate() {
             for (node, &t) in self.types.iter().enumerate() {
                 if t == limited_type && self.status[node] == IdentifierStatus::Linked {
@@ -780,14 +780,15 @@ struct Forest {
 }
 
 impl Forest {
-    fn new(nodes: usize, slots: usize) -> Self {
+    fn new(nodes: usize, slots: usize, links: usize) -> Self {
         Self {
             parent: (0..nodes as u32).collect(),
             size: vec![1; nodes],
             counts: vec![0; nodes * slots],
             slots,
             refused: 0,
-            unions: Vec::new(),
+            // At most one union per link; fewer than one per node.
+            unions: Vec::with_capacity(links.min(nodes)),
         }
     }
 
