@@ -41,6 +41,11 @@ fn shard_of(hash: u64, shards: usize) -> usize {
     ((hash >> 32) % shards as u64) as usize
 }
 
+/// The node number of local number `local` in shard `index` of `shards`.
+fn node_number(local: u32, index: usize, shards: usize) -> u32 {
+    local * shards as u32 + index as u32
+}
+
 /// An identifier type: its number and its hash seed ([`type_seed`] of its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdType {
@@ -184,10 +189,11 @@ impl Interner {
                 })
                 .collect()
         };
-        let hashes = if shards == 1 || total < PARALLEL_FROM_KEYS {
-            segments.iter().map(hash_segment).collect()
-        } else {
+        let parallel = shards > 1 && total >= PARALLEL_FROM_KEYS;
+        let hashes = if parallel {
             parallel_map(&segments, hash_segment)
+        } else {
+            segments.iter().map(hash_segment).collect()
         };
         let fill = |index: usize, shard: &mut Shard| {
             let mut slots = nodes.iter();
@@ -199,16 +205,12 @@ impl Interner {
                     }
                     let key = key_at(segment, i).expect("hashed, so present");
                     if let Some(local) = shard.find_or_insert(&key, hash, insert) {
-                        node.store(local * shards as u32 + index as u32, Ordering::Relaxed);
+                        node.store(node_number(local, index, shards), Ordering::Relaxed);
                     }
                 }
             }
         };
-        if shards == 1 || total < PARALLEL_FROM_KEYS {
-            for (index, shard) in self.shards.iter_mut().enumerate() {
-                fill(index, shard);
-            }
-        } else {
+        if parallel {
             std::thread::scope(|scope| {
                 let (first, others) = self.shards.split_first_mut().expect("one shard");
                 for (index, shard) in others.iter_mut().enumerate() {
@@ -217,17 +219,12 @@ impl Interner {
                 }
                 fill(0, first);
             });
+        } else {
+            for (index, shard) in self.shards.iter_mut().enumerate() {
+                fill(index, shard);
+            }
         }
         nodes.into_iter().map(AtomicU32::into_inner).collect()
-    }
-
-    /// The node of one key, if interned.
-    pub fn find(&self, key: &Key<'_>) -> Option<u32> {
-        let hash = value_hash(key.id_type.seed, key.value);
-        let index = shard_of(hash, self.shards.len());
-        self.shards[index]
-            .find(key, hash)
-            .map(|local| local * self.shards.len() as u32 + index as u32)
     }
 
     pub fn value(&self, node: u32) -> &str {
@@ -260,45 +257,31 @@ impl Interner {
         longest * self.shards.len()
     }
 
+    /// The nodes of shard `index`, in insertion order.
+    fn shard_nodes(&self, index: usize) -> impl Iterator<Item = u32> + '_ {
+        let shards = self.shards.len();
+        (0..self.shards[index].ends.len() as u32)
+            .map(move |local| node_number(local, index, shards))
+    }
+
     /// Every node, shard by shard in insertion order: the order that reads the values
     /// from memory front to back.
     pub fn nodes(&self) -> impl Iterator<Item = u32> + '_ {
-        let shards = self.shards.len() as u32;
-        self.shards
-            .iter()
-            .enumerate()
-            .flat_map(move |(index, shard)| {
-                (0..shard.ends.len() as u32).map(move |local| local * shards + index as u32)
-            })
+        (0..self.shards.len()).flat_map(|index| self.shard_nodes(index))
     }
 
-    /// Runs `each` on the nodes of every shard, one thread per shard, and gathers what it
-    /// returns in shard order.
+    /// Runs `each` on the nodes of every shard, the shards side by side on the cores, and
+    /// gathers what it returns in shard order.
     pub fn per_shard<T: Send>(
         &self,
         each: impl Fn(&mut dyn Iterator<Item = u32>) -> T + Sync,
     ) -> Vec<T> {
-        let shards = self.shards.len() as u32;
-        let nodes_of = |index: usize| {
-            let len = self.shards[index].ends.len() as u32;
-            (0..len).map(move |local| local * shards + index as u32)
-        };
-        if shards == 1 || self.len() < PARALLEL_FROM_KEYS {
-            return (0..self.shards.len())
-                .map(|index| each(&mut nodes_of(index)))
-                .collect();
+        let indexes: Vec<usize> = (0..self.shards.len()).collect();
+        let run = |&index: &usize| each(&mut self.shard_nodes(index));
+        if self.len() < PARALLEL_FROM_KEYS {
+            return indexes.iter().map(run).collect();
         }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..self.shards.len())
-                .map(|index| {
-                    let (each, nodes_of) = (&each, &nodes_of);
-                    scope.spawn(move || each(&mut nodes_of(index)))
-                })
-                .collect();
-            let mut results = vec![each(&mut nodes_of(0))];
-            results.extend(handles.into_iter().map(|h| h.join().expect("shard thread")));
-            results
-        })
+        parallel_map(&indexes, run)
     }
 }
 
@@ -326,10 +309,9 @@ mod tests {
             assert_eq!(interner.len(), 20_000);
             for (value, &node) in values.iter().zip(&nodes) {
                 assert_eq!(interner.value(node), value);
-                assert_eq!(interner.find(&key(1, value)), Some(node));
+                assert_eq!(interner.intern(&[key(1, value)], false), vec![node]);
             }
             // Same value, other type: another identifier.
-            assert_eq!(interner.find(&key(2, "v1")), None);
             let again = interner.intern(&[key(2, "v1"), key(1, "v1")], false);
             assert_eq!(again, vec![NONE, nodes[1]]);
             let mut seen: Vec<u32> = interner.nodes().collect();

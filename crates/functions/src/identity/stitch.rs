@@ -431,9 +431,13 @@ impl Stitcher {
         let blocklists: Vec<_> = type_names.iter().map(|t| rules.blocklist_of(t)).collect();
         let blocked = values.per_shard(|nodes| {
             nodes
-                .filter(|&node| !blocklists[values.type_id(node) as usize].is_empty())
                 .filter_map(|node| {
-                    blocklists[values.type_id(node) as usize]
+                    let blocklist = &blocklists[values.type_id(node) as usize];
+                    // Types without a blocklist skip reading the value.
+                    if blocklist.is_empty() {
+                        return None;
+                    }
+                    blocklist
                         .reason(values.value(node))
                         .map(|reason| (node, reason))
                 })
