@@ -74,10 +74,11 @@ impl PhysicalOptimizerRule for CompactJoinBuildViews {
     }
 }
 
-/// Hash-partitioned joins build on the side with fewer rows when it has under half the
-/// other side's rows. DataFusion compares the inputs' byte sizes, which for a table scan are
-/// its whole files: 7.4M web sessions (many columns) weigh as much as their 31M links (three
-/// columns), so the 31M rows were hashed. Row counts of both sides are exact for a Delta scan.
+/// Hash joins, partitioned or collected, build on the side with fewer rows when it has under
+/// half the other side's rows. DataFusion compares the inputs' byte sizes, which for a table
+/// scan are its whole files: 7.4M web sessions (many columns) weigh as much as their 31M links
+/// (three columns), so the 31M rows were hashed. Row counts of both sides are exact for a
+/// Delta scan.
 #[derive(Debug, Default)]
 pub struct BuildOnFewerRows;
 
@@ -94,10 +95,8 @@ impl PhysicalOptimizerRule for BuildOnFewerRows {
             let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
                 return Ok(Transformed::no(plan));
             };
-            if *join.partition_mode() != PartitionMode::Partitioned
-                || !join.join_type().supports_swap()
-                || join.null_aware
-            {
+            let mode = *join.partition_mode();
+            if mode == PartitionMode::Auto || !join.join_type().supports_swap() || join.null_aware {
                 return Ok(Transformed::no(plan));
             }
             let rows = |side: &Arc<dyn ExecutionPlan>| {
@@ -107,9 +106,9 @@ impl PhysicalOptimizerRule for BuildOnFewerRows {
                     .and_then(|stats| stats.num_rows.get_value().copied())
             };
             match (rows(join.left()), rows(join.right())) {
-                (Some(build), Some(probe)) if build > 2 * probe => Ok(Transformed::yes(
-                    join.swap_inputs(PartitionMode::Partitioned)?,
-                )),
+                (Some(build), Some(probe)) if build > 2 * probe => {
+                    Ok(Transformed::yes(join.swap_inputs(mode)?))
+                }
                 _ => Ok(Transformed::no(plan)),
             }
         })
