@@ -265,6 +265,7 @@ async fn build_and_publish(
         source,
     };
     check_raw_inputs(catalog, model, raw_reads).map_err(fail)?;
+    let clock = Instant::now();
 
     // 1. Compute into the staging area (plain Parquet, invisible to readers).
     let df = catalog
@@ -320,6 +321,7 @@ async fn build_and_publish(
         .map_err(|e| fail(execution(e)))?;
     let staged_table = Arc::new(staged_table);
 
+    let computed_ms = clock.elapsed().as_millis();
     // 2. Test the staged rows; any failure keeps the published version as it is.
     let tests = data_tests::compile(&model.name, &model.settings.tests);
     let outcomes = data_tests::run(&catalog.ctx, &model.name, staged_table.clone(), &tests)
@@ -344,6 +346,7 @@ async fn build_and_publish(
         return Err((error, outcomes));
     }
 
+    let tested_ms = clock.elapsed().as_millis();
     // 3. Publish in one Delta commit and point the catalog at the new version.
     let location = DeltaLocation::curated(&model.name.schema, &model.name.table);
     let plan = publish_plan(catalog, model, staged_table)
@@ -369,6 +372,13 @@ async fn build_and_publish(
         .await
         .map_err(|e| (ModelError::from(e), outcomes.clone()))?;
     catalog.set_table(&model.name.schema, &model.name.table, provider);
+    tracing::debug!(
+        model = %model.name,
+        computed_ms,
+        tested_ms,
+        published_ms = clock.elapsed().as_millis(),
+        "model built"
+    );
     Ok(Published {
         rows,
         version,
