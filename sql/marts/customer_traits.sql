@@ -22,33 +22,37 @@ order_stats AS (
     FROM orders
     GROUP BY unified_id
 ),
+-- Favourites: per person and value, its count and latest order; then the best value.
 channels AS (
-    SELECT
-        unified_id,
-        channel,
-        row_number() OVER (PARTITION BY unified_id ORDER BY count(*) DESC, max(ordered_at) DESC, channel) AS position
-    FROM orders
-    WHERE status = 'completed'
-    GROUP BY unified_id, channel
+    SELECT unified_id, first(channel ORDER BY orders DESC, last_order_at DESC, channel) AS channel
+    FROM (
+        SELECT unified_id, channel, count(*) AS orders, max(ordered_at) AS last_order_at
+        FROM orders
+        WHERE status = 'completed'
+        GROUP BY unified_id, channel
+    ) AS by_channel
+    GROUP BY unified_id
 ),
 stores AS (
-    SELECT
-        unified_id,
-        store_id,
-        row_number() OVER (PARTITION BY unified_id ORDER BY count(*) DESC, max(ordered_at) DESC, store_id) AS position
-    FROM orders
-    WHERE status = 'completed' AND store_id IS NOT NULL
-    GROUP BY unified_id, store_id
+    SELECT unified_id, first(store_id ORDER BY orders DESC, last_order_at DESC, store_id) AS store_id
+    FROM (
+        SELECT unified_id, store_id, count(*) AS orders, max(ordered_at) AS last_order_at
+        FROM orders
+        WHERE status = 'completed' AND store_id IS NOT NULL
+        GROUP BY unified_id, store_id
+    ) AS by_store
+    GROUP BY unified_id
 ),
 categories AS (
-    SELECT
-        o.unified_id,
-        ol.category,
-        row_number() OVER (PARTITION BY o.unified_id ORDER BY sum(ol.quantity) DESC, max(o.ordered_at) DESC, ol.category) AS position
-    FROM orders AS o
-    JOIN staging.order_lines AS ol ON ol.order_id = o.order_id
-    WHERE o.status = 'completed'
-    GROUP BY o.unified_id, ol.category
+    SELECT unified_id, first(category ORDER BY items DESC, last_order_at DESC, category) AS category
+    FROM (
+        SELECT o.unified_id, ol.category, sum(ol.quantity) AS items, max(o.ordered_at) AS last_order_at
+        FROM orders AS o
+        JOIN staging.order_lines AS ol ON ol.order_id = o.order_id
+        WHERE o.status = 'completed'
+        GROUP BY o.unified_id, ol.category
+    ) AS by_category
+    GROUP BY unified_id
 ),
 visits AS (
     SELECT l.unified_id, count(*) AS web_visits, max(s.started_at) AS last_visit_at
@@ -105,9 +109,9 @@ SELECT
     coalesce(c.analytics, false) AS consent_analytics
 FROM marts.customer_profiles AS p
 LEFT JOIN order_stats AS os ON os.unified_id = p.unified_id
-LEFT JOIN channels AS ch ON ch.unified_id = p.unified_id AND ch.position = 1
-LEFT JOIN stores AS st ON st.unified_id = p.unified_id AND st.position = 1
-LEFT JOIN categories AS ca ON ca.unified_id = p.unified_id AND ca.position = 1
+LEFT JOIN channels AS ch ON ch.unified_id = p.unified_id
+LEFT JOIN stores AS st ON st.unified_id = p.unified_id
+LEFT JOIN categories AS ca ON ca.unified_id = p.unified_id
 LEFT JOIN visits AS v ON v.unified_id = p.unified_id
 LEFT JOIN email AS e ON e.unified_id = p.unified_id
 LEFT JOIN consents AS c ON c.unified_id = p.unified_id

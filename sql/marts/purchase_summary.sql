@@ -25,10 +25,6 @@ purchase_days AS (
     WHERE o.status = 'completed' AND CAST(o.ordered_at AS DATE) < as_of.day
     GROUP BY l.unified_id, CAST(o.ordered_at AS DATE)
 ),
-with_first AS (
-    SELECT *, min(day) OVER (PARTITION BY unified_id) AS first_day
-    FROM purchase_days
-),
 buyers AS (
     SELECT
         unified_id,
@@ -37,8 +33,8 @@ buyers AS (
         sum(orders) AS orders,
         sum(revenue) AS revenue,
         count(*) AS purchase_days,
-        sum(revenue) FILTER (WHERE day > first_day) AS repeat_revenue
-    FROM with_first
+        sum(revenue) - coalesce(first(revenue ORDER BY day), 0) AS repeat_revenue
+    FROM purchase_days
     GROUP BY unified_id
 )
 SELECT

@@ -117,6 +117,10 @@ pub fn analysis_date_function(as_of: Option<NaiveDate>) -> ScalarUDF {
 /// Registers `analysis_date()` from the `[analytics]` section (replacing the default NULL one).
 pub fn register(ctx: &SessionContext, config: &AnalyticsConfig) {
     ctx.register_udf(analysis_date_function(config.as_of));
+    // `first(x ORDER BY ...)`, DuckDB's name for the ordered first_value aggregate, so a
+    // mart picks "the value of the best row" in one aggregate in either engine.
+    let first_value = datafusion::functions_aggregate::first_last::first_value_udaf();
+    ctx.register_udaf(first_value.as_ref().clone().with_aliases(["first"]));
 }
 
 #[cfg(test)]

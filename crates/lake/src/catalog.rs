@@ -19,7 +19,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::config::{Project, SourceConfig};
 use crate::delta::{self, DeltaLocation};
 use crate::error::{LakeError, Result};
-use crate::join_planning::{BuildOnFewerRows, CompactJoinBuildViews};
+use crate::join_planning::{BuildOnSmallerSide, CompactJoinBuildViews};
 use crate::location::Lake;
 use crate::raw::RawSource;
 
@@ -207,7 +207,7 @@ fn broadcast_mid_sized_join_sides(config: &mut SessionConfig) {
     }
 }
 
-/// DataFusion's physical optimizer rules, with [`BuildOnFewerRows`] after its join selection
+/// DataFusion's physical optimizer rules, with [`BuildOnSmallerSide`] after its join selection
 /// and [`CompactJoinBuildViews`] before the final filter pushdown (which wires the joins'
 /// dynamic filters into their probe sides).
 fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
@@ -216,7 +216,7 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
         .iter()
         .position(|rule| rule.name() == "join_selection")
         .map_or(rules.len(), |position| position + 1);
-    rules.insert(after_join_selection, Arc::new(BuildOnFewerRows));
+    rules.insert(after_join_selection, Arc::new(BuildOnSmallerSide));
     let position = rules
         .iter()
         .position(|rule| rule.name() == "FilterPushdown(Post)")

@@ -74,15 +74,20 @@ impl PhysicalOptimizerRule for CompactJoinBuildViews {
     }
 }
 
-/// Hash joins, partitioned or collected, build on the side with fewer rows when it has under
-/// half the other side's rows. DataFusion compares the inputs' byte sizes, which for a table
-/// scan are its whole files: 7.4M web sessions (many columns) weigh as much as their 31M links
-/// (three columns), so the 31M rows were hashed. Row counts of both sides are exact for a
-/// Delta scan.
+/// Hash joins, partitioned or collected, build on the other side when it has under half the
+/// build side's rows (exact for a Delta scan), or no more rows and under half its bytes
+/// (rows times a row width estimated from the join input's own columns).
+///
+/// DataFusion compares the inputs' byte sizes, which for a table scan are its whole files
+/// and are unknown above a join. So 7.4M web sessions (many columns) weighed as much as
+/// their 31M links (three columns) and the links were hashed; and in a chain of `LEFT JOIN`s
+/// onto one person table (`marts.customer_traits`), the wide chain was hashed to probe each
+/// narrow per-person aggregate, where hashing the aggregate and streaming the chain through
+/// it is cheaper.
 #[derive(Debug, Default)]
-pub struct BuildOnFewerRows;
+pub struct BuildOnSmallerSide;
 
-impl PhysicalOptimizerRule for BuildOnFewerRows {
+impl PhysicalOptimizerRule for BuildOnSmallerSide {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
@@ -91,6 +96,7 @@ impl PhysicalOptimizerRule for BuildOnFewerRows {
         if !config.optimizer.join_reordering {
             return Ok(plan);
         }
+        let collect_limit = config.optimizer.hash_join_single_partition_threshold_rows;
         plan.transform_up(|plan| {
             let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
                 return Ok(Transformed::no(plan));
@@ -99,29 +105,55 @@ impl PhysicalOptimizerRule for BuildOnFewerRows {
             if mode == PartitionMode::Auto || !join.join_type().supports_swap() || join.null_aware {
                 return Ok(Transformed::no(plan));
             }
-            let rows = |side: &Arc<dyn ExecutionPlan>| {
-                StatisticsContext::new()
-                    .compute(side.as_ref(), &StatisticsArgs::new())
-                    .ok()
-                    .and_then(|stats| stats.num_rows.get_value().copied())
+            let (Some(build), Some(probe)) = (rows(join.left()), rows(join.right())) else {
+                return Ok(Transformed::no(plan));
             };
-            match (rows(join.left()), rows(join.right())) {
-                (Some(build), Some(probe)) if build > 2 * probe => {
-                    Ok(Transformed::yes(join.swap_inputs(mode)?))
-                }
-                _ => Ok(Transformed::no(plan)),
+            let bytes = |rows: usize, side: &Arc<dyn ExecutionPlan>| {
+                rows.saturating_mul(row_width(&side.schema()))
+            };
+            // Hashing costs by the row and copying the build side by the byte.
+            let fewer_rows = build > 2 * probe;
+            let fewer_bytes =
+                build >= probe && bytes(build, join.left()) > 2 * bytes(probe, join.right());
+            if !fewer_rows && !fewer_bytes {
+                return Ok(Transformed::no(plan));
             }
+            // A collected build side stays within the size DataFusion collects.
+            let mode = match mode {
+                PartitionMode::CollectLeft if probe > collect_limit => PartitionMode::Partitioned,
+                mode => mode,
+            };
+            Ok(Transformed::yes(join.swap_inputs(mode)?))
         })
         .data()
     }
 
     fn name(&self) -> &str {
-        "BuildOnFewerRows"
+        "BuildOnSmallerSide"
     }
 
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// The estimated row count of a join input, exact or not.
+fn rows(side: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+    StatisticsContext::new()
+        .compute(side.as_ref(), &StatisticsArgs::new())
+        .ok()
+        .and_then(|stats| stats.num_rows.get_value().copied())
+}
+
+/// A rough width in bytes of one row: fixed-width columns as they are, text and binary as
+/// a 16-byte view plus a short value.
+fn row_width(schema: &SchemaRef) -> usize {
+    schema
+        .fields()
+        .iter()
+        .map(|field| field.data_type().primitive_width().unwrap_or(24))
+        .sum::<usize>()
+        .max(1)
 }
 
 fn has_views(schema: &SchemaRef) -> bool {
