@@ -17,17 +17,22 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::JoinType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, Statistics};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{CardinalityEffect, replace_children_if_necessary};
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation,
 };
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -115,7 +120,10 @@ impl PhysicalOptimizerRule for BuildOnSmallerSide {
             let fewer_rows = build > 2 * probe;
             let fewer_bytes =
                 build >= probe && bytes(build, join.left()) > 2 * bytes(probe, join.right());
-            if !fewer_rows && !fewer_bytes {
+            let lookup = *join.join_type() == JoinType::Left
+                && keyed_on_join_keys(join.right(), join.on().len())
+                && row_width(&join.left().schema()) > 2 * row_width(&join.right().schema());
+            if !fewer_rows && !fewer_bytes && !lookup {
                 return Ok(Transformed::no(plan));
             }
             // A collected build side stays within the size DataFusion collects.
@@ -134,6 +142,26 @@ impl PhysicalOptimizerRule for BuildOnSmallerSide {
 
     fn schema_check(&self) -> bool {
         true
+    }
+}
+
+/// Whether `side` is a grouped aggregate (under projections and exchanges) with as many
+/// group columns as the join has keys: one row per key, so the join is a lookup into it.
+fn keyed_on_join_keys(side: &Arc<dyn ExecutionPlan>, keys: usize) -> bool {
+    let mut node = side;
+    loop {
+        if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
+            let groups = aggregate.group_expr();
+            return groups.is_single() && groups.expr().len() == keys;
+        }
+        let passes_rows = node.is::<ProjectionExec>()
+            || node.is::<CoalescePartitionsExec>()
+            || node.is::<RepartitionExec>()
+            || node.is::<CompactViewsExec>();
+        match node.children().as_slice() {
+            [child] if passes_rows => node = child,
+            _ => return false,
+        }
     }
 }
 
