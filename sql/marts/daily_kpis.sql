@@ -14,7 +14,8 @@
 -- Store rows have no sessions, so their traffic ratios are NULL.
 -- Distinct customers and visitors are counted in two steps: one row per person (or visitor),
 -- day and channel first, and per person and day for 'all' (grouping sets), then plain counts
--- of those rows. Each input is read and joined to its links once.
+-- of those rows. Each input is read and joined to its links once. A person's first completed
+-- order is marts.customer_traits.first_order_at.
 WITH orders AS (
     SELECT CAST(o.ordered_at AS DATE) AS day, o.channel, o.status, o.revenue, l.unified_id
     FROM staging.orders AS o
@@ -35,21 +36,19 @@ buyer_days AS (
 ),
 sales AS (
     SELECT
-        day,
-        channel,
-        sum(orders) AS orders,
-        sum(revenue) AS revenue,
-        sum(returned_orders) AS returned_orders,
-        sum(cancelled_orders) AS cancelled_orders,
-        count(*) FILTER (WHERE orders > 0 AND unified_id IS NOT NULL) AS customers,
-        count(*) FILTER (WHERE orders > 0 AND unified_id IS NOT NULL AND first_day = day) AS new_customers,
-        count(*) FILTER (WHERE orders > 0 AND unified_id IS NOT NULL AND first_day < day) AS returning_customers,
-        sum(online_revenue) AS online_revenue
-    FROM (
-        SELECT *, min(CASE WHEN orders > 0 THEN day END) OVER (PARTITION BY unified_id) AS first_day
-        FROM buyer_days
-    ) AS with_first_day
-    GROUP BY day, channel
+        b.day,
+        b.channel,
+        sum(b.orders) AS orders,
+        sum(b.revenue) AS revenue,
+        sum(b.returned_orders) AS returned_orders,
+        sum(b.cancelled_orders) AS cancelled_orders,
+        count(*) FILTER (WHERE b.orders > 0 AND b.unified_id IS NOT NULL) AS customers,
+        count(*) FILTER (WHERE b.orders > 0 AND b.unified_id IS NOT NULL AND CAST(t.first_order_at AS DATE) = b.day) AS new_customers,
+        count(*) FILTER (WHERE b.orders > 0 AND b.unified_id IS NOT NULL AND CAST(t.first_order_at AS DATE) < b.day) AS returning_customers,
+        sum(b.online_revenue) AS online_revenue
+    FROM buyer_days AS b
+    LEFT JOIN marts.customer_traits AS t ON t.unified_id = b.unified_id
+    GROUP BY b.day, b.channel
 ),
 sessions AS (
     SELECT
