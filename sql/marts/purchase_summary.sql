@@ -21,8 +21,7 @@ purchase_days AS (
         sum(o.revenue) AS revenue
     FROM staging.orders AS o
     JOIN identity.record_links AS l ON l.source = 'orders' AND l.record_id = o.record_id
-    CROSS JOIN as_of
-    WHERE o.status = 'completed' AND CAST(o.ordered_at AS DATE) < as_of.day
+    WHERE o.status = 'completed' AND CAST(o.ordered_at AS DATE) < (SELECT day FROM as_of)
     GROUP BY l.unified_id, CAST(o.ordered_at AS DATE)
 ),
 buyers AS (
