@@ -259,3 +259,66 @@ async fn empty_sources_are_listed_not_registered() {
     assert_eq!(catalog.empty_sources, vec!["orders".to_string()]);
     assert!(catalog.ctx.sql("SELECT * FROM raw.orders").await.is_err());
 }
+
+/// `rows` rows of `id` (ids cycling through 0..`ids`) and `extra` text columns.
+fn keyed_table(rows: usize, ids: usize, extra: usize) -> RecordBatch {
+    let mut fields = vec![Field::new("id", DataType::Int64, false)];
+    let mut columns: Vec<Arc<dyn datafusion::arrow::array::Array>> = vec![Arc::new(
+        Int64Array::from_iter_values((0..rows).map(|i| (i % ids) as i64)),
+    )];
+    for c in 0..extra {
+        fields.push(Field::new(format!("text_{c}"), DataType::Utf8, false));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| format!("value {c} of row {i}")),
+        )));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+#[tokio::test]
+async fn a_left_join_onto_a_per_key_aggregate_hashes_the_aggregate() {
+    let catalog = Catalog::open(&project(), memory_lake()).await.unwrap();
+    // Few wide rows on the preserved side; the aggregate's input has more rows, so by rows
+    // alone DataFusion would hash the wide side.
+    catalog
+        .ctx
+        .register_batch("people", keyed_table(1_000, 1_000, 12))
+        .unwrap();
+    catalog
+        .ctx
+        .register_batch("events", keyed_table(10_000, 500, 0))
+        .unwrap();
+    let sql = "SELECT p.*, e.events FROM people AS p \
+               LEFT JOIN (SELECT id, count(*) AS events FROM events GROUP BY id) AS e ON e.id = p.id";
+    let plan = catalog
+        .ctx
+        .sql(&format!("EXPLAIN {sql}"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    let join = text
+        .lines()
+        .find(|line| line.contains("HashJoinExec"))
+        .expect("a hash join in the plan");
+    assert!(
+        join.contains("join_type=Right"),
+        "the aggregate should be the build side (a Right join after the swap):\n{text}"
+    );
+    // Every person is kept, with their own count.
+    let rows = catalog.ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(total, 1_000);
+    assert_eq!(
+        scalar(
+            &catalog,
+            &format!("SELECT count(*) FROM ({sql}) WHERE events = 20")
+        )
+        .await,
+        "500"
+    );
+}
