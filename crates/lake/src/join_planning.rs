@@ -120,10 +120,13 @@ impl PhysicalOptimizerRule for BuildOnSmallerSide {
             let fewer_rows = build > 2 * probe;
             let fewer_bytes =
                 build >= probe && bytes(build, join.left()) > 2 * bytes(probe, join.right());
-            let lookup = *join.join_type() == JoinType::Left
-                && keyed_on_join_keys(join.right(), join.on().len())
-                && row_width(&join.left().schema()) > 2 * row_width(&join.right().schema());
-            if !fewer_rows && !fewer_bytes && !lookup {
+            let keys = join.on().len();
+            // An aggregate's row estimate is its input's, so a lookup is judged by width.
+            let lookup =
+                *join.join_type() == JoinType::Left && is_lookup(join.right(), join.left(), keys);
+            let already_lookup =
+                *join.join_type() == JoinType::Right && is_lookup(join.left(), join.right(), keys);
+            if already_lookup || (!fewer_rows && !fewer_bytes && !lookup) {
                 return Ok(Transformed::no(plan));
             }
             // A collected build side stays within the size DataFusion collects.
@@ -143,6 +146,17 @@ impl PhysicalOptimizerRule for BuildOnSmallerSide {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// Whether a join of `preserved` onto `keyed` is a lookup worth hashing `keyed` for:
+/// `keyed` has one row per key and `preserved` rows are over twice as wide.
+fn is_lookup(
+    keyed: &Arc<dyn ExecutionPlan>,
+    preserved: &Arc<dyn ExecutionPlan>,
+    keys: usize,
+) -> bool {
+    keyed_on_join_keys(keyed, keys)
+        && row_width(&preserved.schema()) > 2 * row_width(&keyed.schema())
 }
 
 /// Whether `side` is a grouped aggregate (under projections and exchanges) with as many
