@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, RecordBatch, StringBuilder, StringViewArray, TimestampMicrosecondArray,
-    UInt32Array,
+    Array, ArrayRef, RecordBatch, RecordBatchOptions, StringBuilder, StringViewArray,
+    TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
@@ -381,42 +381,59 @@ impl TableProvider for StitchTable {
             stitch_ms,
             "stitched"
         );
-        let batches = to_batches(&identifiers)?;
+        // Only the columns the query reads are built (count(*) builds none).
+        let full = stitch_schema();
+        let columns = projection
+            .cloned()
+            .unwrap_or_else(|| (0..full.fields().len()).collect());
+        let schema = Arc::new(full.project(&columns)?);
+        let batches = to_batches(&identifiers, &schema)?;
         tracing::debug!(
             total_ms = started.elapsed().as_millis(),
             "stitch output built"
         );
-        Ok(MemorySourceConfig::try_new_exec(
-            &[batches],
-            stitch_schema(),
-            projection.cloned(),
-        )?)
+        Ok(MemorySourceConfig::try_new_exec(&[batches], schema, None)?)
     }
 }
 
-/// The result as batches, built a column at a time (each column's loop reads one thing
-/// at random, so the reads overlap) and batches side by side on the cores.
-fn to_batches(identifiers: &Stitched) -> Result<Vec<RecordBatch>> {
+/// The result as batches of `schema` (columns of [`stitch_schema`]), built a column at a
+/// time (each column's loop reads one thing at random, so the reads overlap) and batches
+/// side by side on the cores.
+fn to_batches(identifiers: &Stitched, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
     let starts: Vec<usize> = (0..identifiers.len()).step_by(OUTPUT_BATCH_ROWS).collect();
     parallel_map(&starts, |&start| {
         let rows = start..identifiers.len().min(start + OUTPUT_BATCH_ROWS);
-        let since: TimestampMicrosecondArray =
-            rows.clone().map(|i| identifiers.unified_since(i)).collect();
-        let sizes: UInt32Array = rows
-            .clone()
-            .map(|i| Some(identifiers.cluster_size(i)))
-            .collect();
-        let columns: Vec<ArrayRef> = vec![
-            output_text(rows.clone(), 12, &|i| Some(identifiers.id_type(i))),
-            output_text(rows.clone(), 24, &|i| Some(identifiers.id_value(i))),
-            output_text(rows.clone(), 18, &|i| identifiers.unified_id(i)),
-            Arc::new(since.with_timezone("UTC")),
-            output_text(rows.clone(), 0, &|i| identifiers.previous_unified_id(i)),
-            output_text(rows.clone(), 8, &|i| Some(identifiers.status(i).as_str())),
-            output_text(rows.clone(), 0, &|i| identifiers.reason(i)),
-            Arc::new(sizes),
-        ];
-        Ok(RecordBatch::try_new(stitch_schema(), columns)?)
+        let column = |name: &str| -> ArrayRef {
+            let rows = rows.clone();
+            match name {
+                "id_type" => output_text(rows, 12, &|i| Some(identifiers.id_type(i))),
+                "id_value" => output_text(rows, 24, &|i| Some(identifiers.id_value(i))),
+                "unified_id" => output_text(rows, 18, &|i| identifiers.unified_id(i)),
+                "unified_since" => {
+                    let since: TimestampMicrosecondArray =
+                        rows.map(|i| identifiers.unified_since(i)).collect();
+                    Arc::new(since.with_timezone("UTC"))
+                }
+                "previous_unified_id" => {
+                    output_text(rows, 0, &|i| identifiers.previous_unified_id(i))
+                }
+                "status" => output_text(rows, 8, &|i| Some(identifiers.status(i).as_str())),
+                "reason" => output_text(rows, 0, &|i| identifiers.reason(i)),
+                _ => {
+                    debug_assert_eq!(name, "cluster_size");
+                    let sizes: UInt32Array =
+                        rows.map(|i| Some(identifiers.cluster_size(i))).collect();
+                    Arc::new(sizes)
+                }
+            }
+        };
+        let arrays: Vec<ArrayRef> = schema.fields().iter().map(|f| column(f.name())).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+        Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            arrays,
+            &options,
+        )?)
     })
     .into_iter()
     .collect()
