@@ -1,16 +1,18 @@
 //! Identifier interning: each distinct (type, value) gets a number, found again by content.
 //!
-//! Sized for tens of millions of identifiers: the values are split into shards by hash,
-//! and the shards of one batch are filled in parallel, each by its own thread, so no
-//! locks are taken. A node number is `local * shards + shard`, so the numbering depends
-//! on the shard count; nothing outside relies on it (the stitch orders identifiers by
-//! content).
+//! Sized for tens of millions of identifiers. The values are split by hash into many small
+//! shards, each small enough that its table and text stay in the core's cache. A batch of
+//! keys is first sorted into per-shard buffers (hash, type and a copy of the value, read
+//! front to back from the input), then the cores fill their shards from those buffers, so
+//! the probes hit cache instead of main memory and no locks are taken. A node number is
+//! `local * shards + shard`, so the numbering depends on the shard count; nothing outside
+//! relies on it (the stitch orders identifiers by content).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use hashbrown::HashTable;
 
-use crate::identity::parallel::parallel_map;
+use crate::identity::parallel::{cores, parallel_map, parallel_runs};
 
 use twox_hash::XxHash64;
 
@@ -20,15 +22,15 @@ pub const NONE: u32 = u32::MAX;
 /// Batches with fewer keys than this are interned on the calling thread.
 const PARALLEL_FROM_KEYS: usize = 32_768;
 
+/// Shards of a default interner: at 10 million identifiers a shard's table and text are
+/// about 1 MiB, the size of a core's L2 cache here.
+pub const DEFAULT_SHARDS: usize = 256;
+
 /// The hash of a value of a type, stable across runs and platforms (xxHash64), so orders
 /// derived from it are too. `seed` is [`type_seed`] of the type.
 pub fn value_hash(seed: u64, value: &str) -> u64 {
-    // Never NO_KEY, which marks an empty slot in a batch's hashes.
-    XxHash64::oneshot(seed, value.as_bytes()).min(NO_KEY - 1)
+    XxHash64::oneshot(seed, value.as_bytes())
 }
-
-/// In a batch's hashes: the slot holds no key.
-const NO_KEY: u64 = u64::MAX;
 
 /// The hash seed of an identifier type: two types never share a value's hash by design.
 pub fn type_seed(type_name: &str) -> u64 {
@@ -72,12 +74,12 @@ struct Slot {
 }
 
 impl Slot {
-    fn matches(&self, text: &str, hash: u64, key: &Key<'_>) -> bool {
+    fn matches(&self, text: &str, hash: u64, type_id: u16, value: &str) -> bool {
         let start = (self.start_and_type & ((1 << 48) - 1)) as usize;
         self.hash == hash
-            && (self.start_and_type >> 48) as u16 == key.id_type.id
-            && self.len as usize == key.value.len()
-            && &text[start..start + key.value.len()] == key.value
+            && (self.start_and_type >> 48) as u16 == type_id
+            && self.len as usize == value.len()
+            && &text[start..start + value.len()] == value
     }
 }
 
@@ -99,16 +101,22 @@ impl Shard {
         &self.text[start as usize..self.ends[local] as usize]
     }
 
-    fn find(&self, key: &Key<'_>, hash: u64) -> Option<u32> {
+    fn find(&self, type_id: u16, value: &str, hash: u64) -> Option<u32> {
         let text = &self.text;
         let slot = self
             .slots
-            .find(hash, |slot| slot.matches(text, hash, key))?;
+            .find(hash, |slot| slot.matches(text, hash, type_id, value))?;
         Some(slot.local)
     }
 
-    fn find_or_insert(&mut self, key: &Key<'_>, hash: u64, insert: bool) -> Option<u32> {
-        if let Some(local) = self.find(key, hash) {
+    fn find_or_insert(
+        &mut self,
+        type_id: u16,
+        value: &str,
+        hash: u64,
+        insert: bool,
+    ) -> Option<u32> {
+        if let Some(local) = self.find(type_id, value, hash) {
             return Some(local);
         }
         if !insert {
@@ -120,14 +128,14 @@ impl Shard {
             .expect("fewer than 2^32 identifiers per shard");
         let start = self.text.len() as u64;
         assert!(start < 1 << 48, "less than 256 TiB of identifier text");
-        self.text.push_str(key.value);
+        self.text.push_str(value);
         self.ends.push(self.text.len() as u64);
-        self.types.push(key.id_type.id);
+        self.types.push(type_id);
         self.hashes.push(hash);
         let slot = Slot {
             hash,
-            start_and_type: start | (u64::from(key.id_type.id) << 48),
-            len: u32::try_from(key.value.len()).expect("an identifier under 4 GiB"),
+            start_and_type: start | (u64::from(type_id) << 48),
+            len: u32::try_from(value.len()).expect("an identifier under 4 GiB"),
             local,
         };
         self.slots.insert_unique(hash, slot, |slot| slot.hash);
@@ -143,8 +151,47 @@ pub struct Interner {
 
 impl Default for Interner {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_shards(cores.clamp(1, 8))
+        Self::with_shards(DEFAULT_SHARDS)
+    }
+}
+
+/// The keys of one batch that belong to one shard, with copies of their values, in input
+/// order: a shard is filled by reading its buffers front to back.
+#[derive(Debug, Default)]
+struct ShardBuffer {
+    text: String,
+    keys: Vec<BufferedKey>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BufferedKey {
+    hash: u64,
+    /// Where the node goes in the batch's result.
+    slot: u32,
+    /// Where the value ends in the buffer's text.
+    end: u32,
+    type_id: u16,
+}
+
+impl ShardBuffer {
+    fn push(&mut self, hash: u64, slot: usize, key: &Key<'_>) {
+        self.text.push_str(key.value);
+        self.keys.push(BufferedKey {
+            hash,
+            slot: u32::try_from(slot).expect("fewer than 2^32 keys per batch"),
+            end: u32::try_from(self.text.len()).expect("under 4 GiB of keys per batch"),
+            type_id: key.id_type.id,
+        });
+    }
+
+    /// (key, its value) in input order.
+    fn keys(&self) -> impl Iterator<Item = (&BufferedKey, &str)> {
+        let mut start = 0;
+        self.keys.iter().map(move |key| {
+            let value = &self.text[start..key.end as usize];
+            start = key.end as usize;
+            (key, value)
+        })
     }
 }
 
@@ -177,53 +224,67 @@ impl Interner {
         insert: bool,
     ) -> Vec<u32> {
         let total: usize = lengths.iter().sum();
-        let nodes: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(NONE)).collect();
         let shards = self.shards.len();
-        // Hashes first, segments split over the cores, so each shard's thread then reads
-        // only the keys that belong to it.
+        let parallel = total >= PARALLEL_FROM_KEYS;
+        let mut firsts = Vec::with_capacity(lengths.len());
+        let mut next = 0;
+        for &length in lengths {
+            firsts.push(next);
+            next += length;
+        }
+        // 1. Sort the keys into per-shard buffers, the segments split over the cores.
         let segments: Vec<usize> = (0..lengths.len()).collect();
-        let hash_segment = |&segment: &usize| -> Vec<u64> {
-            (0..lengths[segment])
-                .map(|i| {
-                    key_at(segment, i).map_or(NO_KEY, |key| value_hash(key.id_type.seed, key.value))
-                })
-                .collect()
-        };
-        let parallel = shards > 1 && total >= PARALLEL_FROM_KEYS;
-        let hashes = if parallel {
-            parallel_map(&segments, hash_segment)
-        } else {
-            segments.iter().map(hash_segment).collect()
-        };
-        let fill = |index: usize, shard: &mut Shard| {
-            let mut slots = nodes.iter();
-            for (segment, hashes) in hashes.iter().enumerate() {
-                for (i, (hash, node)) in hashes.iter().zip(slots.by_ref()).enumerate() {
-                    let hash = *hash;
-                    if hash == NO_KEY || shard_of(hash, shards) != index {
-                        continue;
+        let buffer_run = |run: &[usize]| -> Vec<ShardBuffer> {
+            let mut buffers: Vec<ShardBuffer> =
+                (0..shards).map(|_| ShardBuffer::default()).collect();
+            for &segment in run {
+                for i in 0..lengths[segment] {
+                    if let Some(key) = key_at(segment, i) {
+                        let hash = value_hash(key.id_type.seed, key.value);
+                        buffers[shard_of(hash, shards)].push(hash, firsts[segment] + i, &key);
                     }
-                    let key = key_at(segment, i).expect("hashed, so present");
-                    if let Some(local) = shard.find_or_insert(&key, hash, insert) {
-                        node.store(node_number(local, index, shards), Ordering::Relaxed);
+                }
+            }
+            buffers
+        };
+        let runs = if parallel {
+            parallel_runs(&segments, buffer_run)
+        } else {
+            vec![buffer_run(&segments)]
+        };
+        // 2. Fill each shard from its buffers, the shards split over the cores.
+        let nodes: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(NONE)).collect();
+        let fill = |index: usize, shard: &mut Shard| {
+            for buffers in &runs {
+                for (key, value) in buffers[index].keys() {
+                    if let Some(local) = shard.find_or_insert(key.type_id, value, key.hash, insert)
+                    {
+                        let node = node_number(local, index, shards);
+                        nodes[key.slot as usize].store(node, Ordering::Relaxed);
                     }
                 }
             }
         };
-        if parallel {
-            std::thread::scope(|scope| {
-                let (first, others) = self.shards.split_first_mut().expect("one shard");
-                for (index, shard) in others.iter_mut().enumerate() {
-                    let fill = &fill;
-                    scope.spawn(move || fill(index + 1, shard));
-                }
-                fill(0, first);
-            });
+        let per_core = if parallel {
+            shards.div_ceil(cores())
         } else {
-            for (index, shard) in self.shards.iter_mut().enumerate() {
+            shards
+        };
+        std::thread::scope(|scope| {
+            let mut groups = self.shards.chunks_mut(per_core).enumerate();
+            let (_, first) = groups.next().expect("one shard");
+            for (group, shards) in groups {
+                let fill = &fill;
+                scope.spawn(move || {
+                    for (offset, shard) in shards.iter_mut().enumerate() {
+                        fill(group * per_core + offset, shard);
+                    }
+                });
+            }
+            for (index, shard) in first.iter_mut().enumerate() {
                 fill(index, shard);
             }
-        }
+        });
         nodes.into_iter().map(AtomicU32::into_inner).collect()
     }
 
@@ -302,7 +363,7 @@ mod tests {
     #[test]
     fn equal_keys_share_a_node_whatever_the_shard_count() {
         let values: Vec<String> = (0..50_000).map(|i| format!("v{}", i % 20_000)).collect();
-        for shards in [1, 2, 3] {
+        for shards in [1, 2, 3, DEFAULT_SHARDS] {
             let mut interner = Interner::with_shards(shards);
             let keys: Vec<Key<'_>> = values.iter().map(|v| key(1, v)).collect();
             let nodes = interner.intern(&keys, true);

@@ -1,7 +1,7 @@
 //! Work split over the machine's cores with scoped threads, for the stitch's big passes.
 
 /// The cores to use.
-fn cores() -> usize {
+pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -39,9 +39,18 @@ pub fn parallel_sort<T: Ord + Copy + Send>(items: &mut Vec<T>) {
 /// `each` applied to every item, the items split in contiguous runs over the cores; the
 /// results keep the items' order.
 pub fn parallel_map<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    parallel_runs(items, |run| run.iter().map(&each).collect::<Vec<R>>())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// `each` applied to contiguous runs of the items, one run per core; the results come
+/// back in run order. For work that keeps state across the items of a run.
+pub fn parallel_runs<T: Sync, R: Send>(items: &[T], each: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
     let threads = cores().min(items.len()).max(1);
     if threads == 1 {
-        return items.iter().map(each).collect();
+        return vec![each(items)];
     }
     let per_thread = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
@@ -49,12 +58,14 @@ pub fn parallel_map<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync
         let handles: Vec<_> = items
             .chunks(per_thread)
             .skip(1)
-            .map(|run| scope.spawn(move || run.iter().map(each).collect::<Vec<R>>()))
+            .map(|run| scope.spawn(move || each(run)))
             .collect();
-        let mut results: Vec<R> = items[..per_thread].iter().map(each).collect();
-        for handle in handles {
-            results.extend(handle.join().expect("worker thread"));
-        }
+        let mut results = vec![each(&items[..per_thread])];
+        results.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("worker thread")),
+        );
         results
     })
 }

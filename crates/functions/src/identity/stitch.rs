@@ -329,6 +329,14 @@ impl IdentityGraph {
     }
 }
 
+/// Whether a union pass checks the `[identity.limits]`.
+#[derive(Debug, Clone, Copy)]
+enum Limits {
+    Enforce,
+    /// The pass only drops identifiers from people that kept within them.
+    Kept,
+}
+
 struct Stitcher {
     type_names: Vec<String>,
     values: Interner,
@@ -361,6 +369,7 @@ impl Stitcher {
             previous,
             ..
         } = graph;
+        let mut clock = std::time::Instant::now();
         // Types ranked by priority, then by name.
         let mut type_order: Vec<u16> = (0..type_names.len() as u16).collect();
         type_order.sort_by(|&a, &b| {
@@ -381,6 +390,7 @@ impl Stitcher {
             })
             .collect();
         parallel_sort(&mut keys);
+        log_phase(&mut clock, "identifiers sorted");
         // Equal hashes within a type (rare) are ordered by value.
         let mut start = 0;
         while start < keys.len() {
@@ -427,6 +437,7 @@ impl Stitcher {
             links.extend(group.into_iter().map(|l| ((l >> 32) as u32, l as u32)));
         }
 
+        log_phase(&mut clock, "links ordered");
         // Blocklists, checked shard by shard in parallel.
         let blocklists: Vec<_> = type_names.iter().map(|t| rules.blocklist_of(t)).collect();
         let blocked = values.per_shard(|nodes| {
@@ -450,6 +461,7 @@ impl Stitcher {
             reasons[position] = Some(reason);
             status[position] = IdentifierStatus::Blocklisted;
         }
+        log_phase(&mut clock, "blocklists checked");
         let limits = rules
             .limits
             .iter()
@@ -494,34 +506,40 @@ impl Stitcher {
     }
 
     fn run(mut self, now: i64) -> (Stitched, StitchStats) {
-        const MAX_PASSES: usize = 8;
         let mut stats = StitchStats {
             identifiers: self.order.len(),
             links: self.links.len(),
+            passes: 1,
             ..StitchStats::default()
         };
-        let mut forest;
-        loop {
-            stats.passes += 1;
-            let last_pass = stats.passes == MAX_PASSES;
-            let (pass_forest, newly_contested) = self.union_pass(!last_pass);
-            forest = pass_forest;
-            stats.refused_links = forest.refused;
-            if newly_contested == 0 {
-                break;
-            }
+        let mut clock = std::time::Instant::now();
+        let (mut forest, contested) = self.union_pass(Limits::Enforce);
+        stats.refused_links = forest.refused;
+        log_phase(&mut clock, "union pass under the limits");
+        if contested > 0 {
+            // Set-aside identifiers link nothing: stitch again without them, so a bad
+            // bridge leaves no partial merge behind. Each person of this pass is part of
+            // one of the first pass's, which kept within the limits, so this pass cannot
+            // break them and skips the checks.
+            stats.passes = 2;
+            forest = self.union_pass(Limits::Kept).0;
+            log_phase(&mut clock, "union pass without the set-aside identifiers");
         }
         self.assign_ids(forest, now, stats)
     }
 
     /// One union-find pass over the usable links. Returns the forest and how many
-    /// identifiers this pass set aside (when `mark` is on).
-    fn union_pass(&mut self, mark: bool) -> (Forest, usize) {
-        let mut forest = Forest::new(self.order.len(), self.limits.len(), self.links.len());
-        for (slot, &(limited_type, _)) in self.limits.iter().enumerate() {
+    /// identifiers this pass set aside.
+    fn union_pass(&mut self, limits: Limits) -> (Forest, usize) {
+        let slots = match limits {
+            Limits::Enforce => self.limits.len(),
+            Limits::Kept => 0,
+        };
+        let mut forest = Forest::new(self.order.len(), slots, self.links.len());
+        for (slot, &(limited_type, _)) in self.limits.iter().take(slots).enumerate() {
             for (node, &t) in self.types.iter().enumerate() {
                 if t == limited_type && self.status[node] == IdentifierStatus::Linked {
-                    forest.counts[node * self.limits.len() + slot] = 1;
+                    forest.set_count(node, slot, 1);
                 }
             }
         }
@@ -540,16 +558,14 @@ impl Stitcher {
             }
             if let Some(slot) = forest.breaks_limit(rs, rw, &self.limits) {
                 forest.refused += 1;
-                if mark {
-                    let (limited_type, limit) = self.limits[slot];
-                    let type_name = &self.type_names[limited_type as usize];
-                    self.status[weak as usize] = IdentifierStatus::Contested;
-                    self.reasons[weak as usize] = Some(format!(
-                        "refused link to {}: it would give one person more than {limit} {type_name} (identity.limits.{type_name})",
-                        self.describe(strong)
-                    ));
-                    contested += 1;
-                }
+                let (limited_type, limit) = self.limits[slot];
+                let type_name = &self.type_names[limited_type as usize];
+                self.status[weak as usize] = IdentifierStatus::Contested;
+                self.reasons[weak as usize] = Some(format!(
+                    "refused link to {}: it would give one person more than {limit} {type_name} (identity.limits.{type_name})",
+                    self.describe(strong)
+                ));
+                contested += 1;
                 continue;
             }
             forest.union(rs, rw, (strong, weak));
@@ -564,6 +580,7 @@ impl Stitcher {
         now: i64,
         mut stats: StitchStats,
     ) -> (Stitched, StitchStats) {
+        let mut clock = std::time::Instant::now();
         let n = self.order.len();
         // Clusters numbered in canonical order of their anchor, a person's strongest
         // identifier (its lowest position).
@@ -585,6 +602,7 @@ impl Stitcher {
             sizes[cluster_of_root[root] as usize] += 1;
         }
         stats.persons = anchors.len();
+        log_phase(&mut clock, "clusters numbered");
 
         // Previous ids: how many identifiers of each cluster carried each of them.
         let mut carried: Vec<(u32, u32)> = (0..n)
@@ -629,6 +647,7 @@ impl Stitcher {
                 id_kept[id as usize] = true;
             }
         }
+        log_phase(&mut clock, "previous ids matched");
         let new_ids = self.new_id_hashes(&anchors, &kept_id);
         let mut new_ids = new_ids.into_iter();
         let mut cluster_ids = TextList::with_capacity(clusters);
@@ -643,6 +662,7 @@ impl Stitcher {
             }
         }
 
+        log_phase(&mut clock, "ids issued");
         let merge_reasons = forest.merge_reasons(&self, &cluster, &cluster_ids);
         let split_causes = self.split_causes();
         for (node, &node_cluster) in cluster.iter().enumerate() {
@@ -667,6 +687,7 @@ impl Stitcher {
             };
             self.reasons[node] = Some(reason);
         }
+        log_phase(&mut clock, "changes explained");
         let Stitcher {
             type_names,
             values,
@@ -758,6 +779,12 @@ impl Stitcher {
     }
 }
 
+/// Logs (at debug) how long the phase that just ended took, and starts the next one.
+fn log_phase(clock: &mut std::time::Instant, phase: &str) {
+    tracing::debug!(ms = clock.elapsed().as_millis(), "stitch: {phase}");
+    *clock = std::time::Instant::now();
+}
+
 /// The hash of a new person's id: from the hash of its strongest identifier (type and
 /// value, see [`crate::identity::interner::value_hash`]) and a salt, so stable across
 /// runs and platforms.
@@ -774,9 +801,9 @@ fn parse_unified_id(id: &str) -> Option<u64> {
 /// Union-find with union by size, path halving and per-root counts of limited types.
 struct Forest {
     parent: Vec<u32>,
-    size: Vec<u32>,
-    /// `counts[node * slots + slot]`: distinct values of limited type `slot` under a root.
-    counts: Vec<u32>,
+    /// Per node, side by side (one cache line for the checks and the union of two roots):
+    /// its size, then the distinct values of each limited type under it.
+    tallies: Vec<u32>,
     slots: usize,
     refused: usize,
     /// The links that performed each union, in order (for merge reasons).
@@ -785,15 +812,28 @@ struct Forest {
 
 impl Forest {
     fn new(nodes: usize, slots: usize, links: usize) -> Self {
+        let mut tallies = vec![0; nodes * (1 + slots)];
+        for size in tallies.iter_mut().step_by(1 + slots) {
+            *size = 1;
+        }
         Self {
             parent: (0..nodes as u32).collect(),
-            size: vec![1; nodes],
-            counts: vec![0; nodes * slots],
+            tallies,
             slots,
             refused: 0,
             // At most one union per link; fewer than one per node.
             unions: Vec::with_capacity(links.min(nodes)),
         }
+    }
+
+    /// The tallies of `node`: its size, then its counts.
+    fn tally(&self, node: u32) -> &[u32] {
+        let start = node as usize * (1 + self.slots);
+        &self.tallies[start..start + 1 + self.slots]
+    }
+
+    fn set_count(&mut self, node: usize, slot: usize, count: u32) {
+        self.tallies[node * (1 + self.slots) + 1 + slot] = count;
     }
 
     fn find(&mut self, mut node: u32) -> u32 {
@@ -806,24 +846,21 @@ impl Forest {
     }
 
     fn breaks_limit(&self, a: u32, b: u32, limits: &[(u16, u32)]) -> Option<usize> {
-        (0..self.slots).find(|&slot| {
-            self.counts[a as usize * self.slots + slot]
-                + self.counts[b as usize * self.slots + slot]
-                > limits[slot].1
-        })
+        let (a, b) = (self.tally(a), self.tally(b));
+        (0..self.slots).find(|&slot| a[1 + slot] + b[1 + slot] > limits[slot].1)
     }
 
     fn union(&mut self, a: u32, b: u32, link: (u32, u32)) {
-        let (big, small) = if self.size[a as usize] >= self.size[b as usize] {
+        let (big, small) = if self.tally(a)[0] >= self.tally(b)[0] {
             (a, b)
         } else {
             (b, a)
         };
         self.parent[small as usize] = big;
-        self.size[big as usize] += self.size[small as usize];
-        for slot in 0..self.slots {
-            self.counts[big as usize * self.slots + slot] +=
-                self.counts[small as usize * self.slots + slot];
+        let stride = 1 + self.slots;
+        let (big, small) = (big as usize * stride, small as usize * stride);
+        for i in 0..stride {
+            self.tallies[big + i] += self.tallies[small + i];
         }
         self.unions.push(link);
     }
