@@ -273,10 +273,10 @@ impl Interner {
         std::thread::scope(|scope| {
             let mut groups = self.shards.chunks_mut(per_core).enumerate();
             let (_, first) = groups.next().expect("one shard");
-            for (group, shards) in groups {
+            for (group, group_shards) in groups {
                 let fill = &fill;
                 scope.spawn(move || {
-                    for (offset, shard) in shards.iter_mut().enumerate() {
+                    for (offset, shard) in group_shards.iter_mut().enumerate() {
                         fill(group * per_core + offset, shard);
                     }
                 });

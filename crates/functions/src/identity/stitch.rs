@@ -826,14 +826,20 @@ impl Forest {
         }
     }
 
+    /// Tallies per node: its size and one count per limited type.
+    fn stride(&self) -> usize {
+        1 + self.slots
+    }
+
     /// The tallies of `node`: its size, then its counts.
     fn tally(&self, node: u32) -> &[u32] {
-        let start = node as usize * (1 + self.slots);
-        &self.tallies[start..start + 1 + self.slots]
+        let start = node as usize * self.stride();
+        &self.tallies[start..start + self.stride()]
     }
 
     fn set_count(&mut self, node: usize, slot: usize, count: u32) {
-        self.tallies[node * (1 + self.slots) + 1 + slot] = count;
+        let start = node * self.stride();
+        self.tallies[start + 1 + slot] = count;
     }
 
     fn find(&mut self, mut node: u32) -> u32 {
@@ -857,7 +863,7 @@ impl Forest {
             (b, a)
         };
         self.parent[small as usize] = big;
-        let stride = 1 + self.slots;
+        let stride = self.stride();
         let (big, small) = (big as usize * stride, small as usize * stride);
         for i in 0..stride {
             self.tallies[big + i] += self.tallies[small + i];
