@@ -17,7 +17,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{Result, ScalarValue, TableReference, plan_datafusion_err, plan_err};
+use datafusion::common::{
+    Result, ScalarValue, TableReference, internal_err, plan_datafusion_err, plan_err,
+};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::SessionState;
@@ -403,9 +405,9 @@ fn to_batches(identifiers: &Stitched, schema: &SchemaRef) -> Result<Vec<RecordBa
     let starts: Vec<usize> = (0..identifiers.len()).step_by(OUTPUT_BATCH_ROWS).collect();
     parallel_map(&starts, |&start| {
         let rows = start..identifiers.len().min(start + OUTPUT_BATCH_ROWS);
-        let column = |name: &str| -> ArrayRef {
+        let column = |name: &str| -> Result<ArrayRef> {
             let rows = rows.clone();
-            match name {
+            Ok(match name {
                 "id_type" => output_text(rows, 12, &|i| Some(identifiers.id_type(i))),
                 "id_value" => output_text(rows, 24, &|i| Some(identifiers.id_value(i))),
                 "unified_id" => output_text(rows, 18, &|i| identifiers.unified_id(i)),
@@ -419,15 +421,19 @@ fn to_batches(identifiers: &Stitched, schema: &SchemaRef) -> Result<Vec<RecordBa
                 }
                 "status" => output_text(rows, 8, &|i| Some(identifiers.status(i).as_str())),
                 "reason" => output_text(rows, 0, &|i| identifiers.reason(i)),
-                _ => {
-                    debug_assert_eq!(name, "cluster_size");
+                "cluster_size" => {
                     let sizes: UInt32Array =
                         rows.map(|i| Some(identifiers.cluster_size(i))).collect();
                     Arc::new(sizes)
                 }
-            }
+                other => return internal_err!("stitch has no output column {other}"),
+            })
         };
-        let arrays: Vec<ArrayRef> = schema.fields().iter().map(|f| column(f.name())).collect();
+        let arrays = schema
+            .fields()
+            .iter()
+            .map(|f| column(f.name()))
+            .collect::<Result<Vec<ArrayRef>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
         Ok(RecordBatch::try_new_with_options(
             schema.clone(),
