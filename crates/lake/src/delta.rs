@@ -1,4 +1,6 @@
 //! Curated and system tables are Delta tables: one atomic commit per publish, history kept.
+//! A model's output is staged inside its table's folder and published by committing those
+//! same files, so it is written once and readers never see it half done.
 
 use std::sync::{Arc, Once};
 
@@ -13,13 +15,16 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake::kernel::{Action, MetadataExt};
 use deltalake::logstore::{
-    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, get_actions,
+    logstore_factories,
 };
 use deltalake::operations::write::SchemaMode;
-use deltalake::protocol::SaveMode;
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use url::Url;
@@ -238,6 +243,205 @@ impl PartitionStream for PlannedRows {
                 futures::stream::once(async move { Err(e) }),
             )),
         }
+    }
+}
+
+/// A table's next version, written but not yet part of the table: Delta files under
+/// `<table>/run-<run id>/` with a commit log of their own there. Readers of the table see
+/// none of it until [`StagedVersion::publish`] adds those files in one commit, so data tests
+/// can check the rows first and the rows are written once.
+pub struct StagedVersion {
+    target: DeltaLocation,
+    /// The run's folder, relative to the table's root: the prefix of every staged file.
+    folder: String,
+    staged: DeltaTable,
+    rows: u64,
+    table: Arc<dyn TableProvider>,
+}
+
+/// Writes the result of `plan` as the staged next version of `target`.
+pub async fn stage(
+    lake: &Lake,
+    target: &DeltaLocation,
+    run_id: &str,
+    plan: LogicalPlan,
+    state: SessionState,
+    layout: Layout,
+    partition_by: &[String],
+) -> Result<StagedVersion> {
+    let folder = format!("run-{run_id}");
+    let location = DeltaLocation {
+        relative: format!("{}/{folder}", target.relative),
+        sql_name: target.sql_name.clone(),
+    };
+    let written = async {
+        let staged = overwrite(lake, &location, plan, state, layout, partition_by).await?;
+        let snapshot = staged
+            .snapshot()
+            .map_err(|e| LakeError::delta(&target.sql_name, e))?;
+        let rows = snapshot
+            .log_data()
+            .into_iter()
+            .map(|file| file.num_records().unwrap_or_default() as u64)
+            .sum();
+        let table = provider(&staged, &target.sql_name).await?;
+        Ok((staged, rows, table))
+    };
+    match written.await {
+        Ok((staged, rows, table)) => Ok(StagedVersion {
+            target: target.clone(),
+            folder,
+            staged,
+            rows,
+            table,
+        }),
+        Err(e) => {
+            // Whatever files the failed write left behind are unreferenced scratch.
+            remove_prefix(lake, &location.relative).await;
+            Err(e)
+        }
+    }
+}
+
+impl StagedVersion {
+    /// Rows written (from the files' statistics).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The staged rows as a table, for the data tests.
+    pub fn table(&self) -> Arc<dyn TableProvider> {
+        self.table.clone()
+    }
+
+    /// Commits the staged files to the table: with [`SaveMode::Overwrite`] they replace its
+    /// files, with [`SaveMode::Append`] they join them. The new schema and partitioning come
+    /// along; the table keeps its id and configuration where the layout allows.
+    pub async fn publish(self, lake: &Lake, mode: SaveMode) -> Result<DeltaTable> {
+        let committed = self.commit(lake, mode).await;
+        // Only the staged log is scratch now. The files stay even when the commit failed:
+        // a failure can be ambiguous (the commit written, the reply lost), and files no
+        // commit names cost only disk until a vacuum.
+        remove_prefix(
+            lake,
+            &format!("{}/{}/_delta_log", self.target.relative, self.folder),
+        )
+        .await;
+        let (mut table, version) = committed?;
+        table
+            .update_incremental(Some(version))
+            .await
+            .map_err(|e| LakeError::delta(&self.target.sql_name, e))?;
+        Ok(table)
+    }
+
+    /// Drops the staged files: the table stays as it was.
+    pub async fn discard(self, lake: &Lake) {
+        remove_prefix(lake, &format!("{}/{}", self.target.relative, self.folder)).await;
+    }
+
+    async fn commit(&self, lake: &Lake, mode: SaveMode) -> Result<(DeltaTable, u64)> {
+        let name = &self.target.sql_name;
+        let failed = |e| LakeError::delta(name, e);
+        let staged_actions = match self.staged.log_store().read_commit_entry(0).await {
+            Ok(Some(bytes)) => get_actions(0, &bytes).map_err(failed)?,
+            Ok(None) => {
+                return Err(failed(DeltaTableError::Generic(format!(
+                    "the staged version under {}/{} has no commit",
+                    self.target.relative, self.folder
+                ))));
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        let current = open(lake, &self.target, None).await?;
+        let current_snapshot = current.as_ref().map(DeltaTable::snapshot).transpose();
+        let current_snapshot = current_snapshot.map_err(failed)?;
+
+        let mut actions = Vec::new();
+        let mut partition_by = Vec::new();
+        for action in staged_actions {
+            match action {
+                Action::Add(mut add) => {
+                    // Add paths are relative to the table root (and URL-encoded, as written).
+                    add.path = format!("{}/{}", self.folder, add.path);
+                    actions.push(Action::Add(add));
+                }
+                Action::Metadata(staged) => {
+                    partition_by = staged.partition_columns().to_vec();
+                    let Some(current) = current_snapshot else {
+                        actions.push(Action::Metadata(staged));
+                        continue;
+                    };
+                    let current = current.metadata();
+                    if current.partition_columns() != staged.partition_columns() {
+                        // A new partitioning is a new layout: the staged metadata, same table.
+                        let metadata = staged.with_table_id(current.id().to_string());
+                        actions.push(Action::Metadata(metadata.map_err(|e| failed(e.into()))?));
+                    } else if current.schema_string() != staged.schema_string() {
+                        let schema = staged.parse_schema().map_err(|e| failed(e.into()))?;
+                        let metadata = current.clone().with_schema(&schema);
+                        actions.push(Action::Metadata(metadata.map_err(|e| failed(e.into()))?));
+                    }
+                }
+                Action::Protocol(staged) => {
+                    // Needed when the table is new or the new schema needs more features;
+                    // never a downgrade of what the table already declares.
+                    let raises = current_snapshot.is_none_or(|current| {
+                        let current = current.protocol();
+                        staged != *current
+                            && staged.min_reader_version() >= current.min_reader_version()
+                            && staged.min_writer_version() >= current.min_writer_version()
+                    });
+                    if raises {
+                        actions.push(Action::Protocol(staged));
+                    }
+                }
+                // The staged commit's own commitInfo and anything else stay behind.
+                _ => {}
+            }
+        }
+        if mode == SaveMode::Overwrite
+            && let Some(current) = current_snapshot
+        {
+            actions.extend(
+                current
+                    .log_data()
+                    .into_iter()
+                    .map(|file| Action::Remove(file.remove_action(true))),
+            );
+        }
+        let operation = DeltaOperation::Write {
+            mode,
+            partition_by: (!partition_by.is_empty()).then_some(partition_by),
+            predicate: None,
+        };
+        let mut table = match current {
+            Some(table) => table,
+            None => table_handle(lake, &self.target)?,
+        };
+        // The write operation's defaults: checkpoints and log cleanup as configured.
+        let committed = CommitBuilder::from(CommitProperties::default())
+            .with_actions(actions)
+            .build(
+                table.snapshot().ok().map(|s| s as &dyn TableReference),
+                table.log_store(),
+                operation,
+            )
+            .await
+            .map_err(failed)?;
+        Ok((table, committed.version()))
+    }
+}
+
+/// Deletes everything under `relative`; a failure only costs disk, so it is logged.
+async fn remove_prefix(lake: &Lake, relative: &str) {
+    let store = lake.store();
+    let prefix = lake.path(relative);
+    let locations = store.list(Some(&prefix)).map_ok(|m| m.location).boxed();
+    let deleted: std::result::Result<Vec<_>, _> =
+        store.delete_stream(locations).try_collect().await;
+    if let Err(e) = deleted {
+        tracing::warn!("could not clean {prefix}: {e}");
     }
 }
 

@@ -1,5 +1,6 @@
 //! Runs the selected models in dependency order, independent ones in parallel. Each model is
-//! computed into a staging area, tested there, and only then published as one Delta commit.
+//! computed into a staged version inside its table's folder, tested there, and only then
+//! published by one Delta commit of those same files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -8,16 +9,13 @@ use std::time::Instant;
 use cdphub_lake::delta::{self, DeltaLocation, Layout};
 use cdphub_lake::{Catalog, LakeError};
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
-use datafusion::dataframe::DataFrameWriteOptions;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
-use datafusion::logical_expr::{JoinType, LogicalPlan, col};
+use datafusion::logical_expr::{JoinType, col};
 use datafusion::prelude::DataFrame;
-use futures::{StreamExt, TryStreamExt};
+use deltalake::DeltaTable;
+use deltalake::protocol::SaveMode;
 use tokio::task::JoinSet;
 
 use crate::data_tests::{self, TestOutcome, TestStatus};
@@ -214,12 +212,7 @@ async fn run_model(
 ) -> ModelOutcome {
     let started_at = Utc::now();
     let clock = Instant::now();
-    let staging_area = format!("_hub/tmp/{run_id}/{}", model.name);
-    let result = build_and_publish(catalog, model, raw_reads, &staging_area).await;
-    // The staged copy is scratch space whatever happened; losing it only costs disk.
-    if let Err(e) = remove_prefix(catalog, &staging_area).await {
-        tracing::warn!("could not clean {staging_area}: {e}");
-    }
+    let result = build_and_publish(catalog, model, raw_reads, run_id).await;
     let finished_at = started_at
         + chrono::Duration::from_std(clock.elapsed()).unwrap_or_else(|_| chrono::Duration::zero());
     match result {
@@ -252,11 +245,60 @@ struct Published {
     tests: Vec<TestOutcome>,
 }
 
+/// How this run's rows become the table: by committing the staged files themselves, or by
+/// rewriting the table from them (an incremental model that replaces rows by key, or keeps
+/// its whole table sorted for lookups).
+enum Publication {
+    Adopt(SaveMode),
+    Rewrite(Arc<dyn TableProvider>),
+}
+
+async fn publication(
+    catalog: &Catalog,
+    model: &Model,
+    rows: &Schema,
+) -> datafusion::error::Result<Publication> {
+    let settings = &model.settings;
+    if settings.materialized == Materialization::Table {
+        return Ok(Publication::Adopt(SaveMode::Overwrite));
+    }
+    let schema = catalog.schema(&model.name.schema);
+    Ok(match schema.table(&model.name.table).await? {
+        None => Publication::Adopt(SaveMode::Overwrite),
+        // Appended files must have the table's columns; any change rewrites the table
+        // (by name, new columns empty in the old rows).
+        Some(existing)
+            if settings.unique_key.is_empty()
+                && settings.lookup_keys.is_empty()
+                && same_columns(&existing.schema(), rows) =>
+        {
+            Publication::Adopt(SaveMode::Append)
+        }
+        Some(existing) => Publication::Rewrite(existing),
+    })
+}
+
+/// Same names and types in the same order, string and binary encodings aside (a Delta scan
+/// may return views where the query returned plain arrays).
+fn same_columns(table: &Schema, rows: &Schema) -> bool {
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        other => other.clone(),
+    };
+    table.fields().len() == rows.fields().len()
+        && table
+            .fields()
+            .iter()
+            .zip(rows.fields())
+            .all(|(a, b)| a.name() == b.name() && plain(a.data_type()) == plain(b.data_type()))
+}
+
 async fn build_and_publish(
     catalog: &Catalog,
     model: &Model,
     raw_reads: &BTreeSet<String>,
-    staging_area: &str,
+    run_id: &str,
 ) -> std::result::Result<Published, (ModelError, Vec<TestOutcome>)> {
     let name = model.name.to_string();
     let fail = |error: ModelError| (error, Vec::new());
@@ -267,13 +309,13 @@ async fn build_and_publish(
     check_raw_inputs(catalog, model, raw_reads).map_err(fail)?;
     let clock = Instant::now();
 
-    // 1. Compute into the staging area (plain Parquet, invisible to readers).
+    // 1. Compute into a staged version of the table (invisible to its readers).
     let df = catalog
         .ctx
         .sql(&model.sql)
         .await
         .map_err(|e| fail(execution(e)))?;
-    let schema = Arc::new(df.schema().as_arrow().clone());
+    let schema = df.schema().as_arrow().clone();
     let layout_columns = [
         ("lookup-keys", &model.settings.lookup_keys),
         ("partition-by", &model.settings.partition_by),
@@ -298,75 +340,59 @@ async fn build_and_publish(
             ),
         }));
     }
-    let staged_url = catalog.lake.folder_url(staging_area);
-    let counts = df
-        .write_parquet(staged_url.as_str(), DataFrameWriteOptions::new(), None)
+    let publication = publication(catalog, model, &schema)
         .await
         .map_err(|e| fail(execution(e)))?;
-    let rows = counts
-        .iter()
-        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
-        .flat_map(|a| a.iter().flatten())
-        .sum::<u64>();
-
-    let staged_table = ListingTableUrl::parse(staged_url.as_str())
-        .and_then(|url| {
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(cdphub_lake::raw::PARQUET_EXTENSION);
-            let config = ListingTableConfig::new(url)
-                .with_listing_options(options)
-                .with_schema(schema);
-            ListingTable::try_new(config)
-        })
-        .map_err(|e| fail(execution(e)))?;
-    let staged_table = Arc::new(staged_table);
-
-    let computed_ms = clock.elapsed().as_millis();
-    // 2. Test the staged rows; any failure keeps the published version as it is.
-    let tests = data_tests::compile(&model.name, &model.settings.tests);
-    let outcomes = data_tests::run(&catalog.ctx, &model.name, staged_table.clone(), &tests)
-        .await
-        .map_err(|e| fail(execution(e)))?;
-    if let Some(bad) = outcomes.iter().find(|t| t.status != TestStatus::Pass) {
-        let error = match bad.status {
-            TestStatus::Error => ModelError::Input {
-                model: name.clone(),
-                message: format!(
-                    "data test `{}` could not run: {}\n  query: {}",
-                    bad.name, bad.detail, bad.query
-                ),
-            },
-            _ => ModelError::DataTestFailed {
-                model: name.clone(),
-                test: bad.name.clone(),
-                failing_rows: bad.failing_rows,
-                sample: bad.detail.clone(),
-            },
-        };
-        return Err((error, outcomes));
-    }
-
-    let tested_ms = clock.elapsed().as_millis();
-    // 3. Publish in one Delta commit and point the catalog at the new version.
-    let location = DeltaLocation::curated(&model.name.schema, &model.name.table);
-    let plan = publish_plan(catalog, model, staged_table)
-        .await
-        .map_err(|e| (execution(e), outcomes.clone()))?;
-    let layout = if model.settings.lookup_keys.is_empty() {
-        Layout::Scan
-    } else {
-        Layout::Lookup
+    let (staged_plan, layout) = match publication {
+        Publication::Adopt(_) => (
+            sorted_for_lookups(model, df).map_err(|e| fail(execution(e)))?,
+            layout(model),
+        ),
+        // Sorted and laid out when the whole table is rewritten.
+        Publication::Rewrite(_) => (df, Layout::Scan),
     };
-    let table = delta::overwrite(
+    let location = DeltaLocation::curated(&model.name.schema, &model.name.table);
+    let staged = delta::stage(
         &catalog.lake,
         &location,
-        plan,
+        run_id,
+        staged_plan.logical_plan().clone(),
         catalog.ctx.state(),
         layout,
         &model.settings.partition_by,
     )
     .await
-    .map_err(|e| (ModelError::from(e), outcomes.clone()))?;
+    .map_err(|e| fail(e.into()))?;
+    let (rows, staged_table) = (staged.rows(), staged.table());
+
+    let computed_ms = clock.elapsed().as_millis();
+    // 2. Test the staged rows; any failure keeps the published version as it is.
+    let tests = data_tests::compile(&model.name, &model.settings.tests);
+    let outcomes =
+        match data_tests::run(&catalog.ctx, &model.name, staged_table.clone(), &tests).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                staged.discard(&catalog.lake).await;
+                return Err(fail(execution(e)));
+            }
+        };
+    if let Some(bad) = outcomes.iter().find(|t| t.status != TestStatus::Pass) {
+        let error = test_failure(&name, bad);
+        staged.discard(&catalog.lake).await;
+        return Err((error, outcomes));
+    }
+
+    let tested_ms = clock.elapsed().as_millis();
+    // 3. Publish in one Delta commit and point the catalog at the new version.
+    let published = match publication {
+        Publication::Adopt(mode) => staged.publish(&catalog.lake, mode).await,
+        Publication::Rewrite(existing) => {
+            let rewritten = rewrite(catalog, model, &location, existing, staged_table).await;
+            staged.discard(&catalog.lake).await;
+            rewritten
+        }
+    };
+    let table = published.map_err(|e| (ModelError::from(e), outcomes.clone()))?;
     let version = table.version().unwrap_or_default();
     let provider = delta::provider(&table, &name)
         .await
@@ -386,26 +412,42 @@ async fn build_and_publish(
     })
 }
 
-/// What to publish: the staged rows, plus for an incremental model the rows already
-/// published that this run does not replace.
-async fn publish_plan(
+fn layout(model: &Model) -> Layout {
+    if model.settings.lookup_keys.is_empty() {
+        Layout::Scan
+    } else {
+        Layout::Lookup
+    }
+}
+
+fn test_failure(model: &str, bad: &TestOutcome) -> ModelError {
+    match bad.status {
+        TestStatus::Error => ModelError::Input {
+            model: model.to_string(),
+            message: format!(
+                "data test `{}` could not run: {}\n  query: {}",
+                bad.name, bad.detail, bad.query
+            ),
+        },
+        _ => ModelError::DataTestFailed {
+            model: model.to_string(),
+            test: bad.name.clone(),
+            failing_rows: bad.failing_rows,
+            sample: bad.detail.clone(),
+        },
+    }
+}
+
+/// An incremental model's new table: the rows already published that this run does not
+/// replace (by `unique-key`), plus this run's rows, sorted for lookups.
+async fn rewrite(
     catalog: &Catalog,
     model: &Model,
-    staged: Arc<ListingTable>,
-) -> datafusion::error::Result<LogicalPlan> {
+    location: &DeltaLocation,
+    existing: Arc<dyn TableProvider>,
+    staged: Arc<dyn TableProvider>,
+) -> std::result::Result<DeltaTable, LakeError> {
     let staged = catalog.ctx.read_table(staged)?;
-    let existing = match model.settings.materialized {
-        Materialization::Table => None,
-        Materialization::Incremental => {
-            catalog
-                .schema(&model.name.schema)
-                .table(&model.name.table)
-                .await?
-        }
-    };
-    let Some(existing) = existing else {
-        return Ok(sorted_for_lookups(model, staged)?.logical_plan().clone());
-    };
     let existing = catalog.ctx.read_table(existing)?;
     let keys: Vec<&str> = model
         .settings
@@ -420,7 +462,15 @@ async fn publish_plan(
         existing.join(new_keys, JoinType::LeftAnti, &keys, &keys, None)?
     };
     let published = sorted_for_lookups(model, kept.union_by_name(staged)?)?;
-    Ok(published.logical_plan().clone())
+    delta::overwrite(
+        &catalog.lake,
+        location,
+        published.logical_plan().clone(),
+        catalog.ctx.state(),
+        layout(model),
+        &model.settings.partition_by,
+    )
+    .await
 }
 
 /// Sorts by the model's `lookup-keys`, if any, so that each Parquet page covers a narrow
@@ -457,17 +507,5 @@ fn check_raw_inputs(catalog: &Catalog, model: &Model, raw_reads: &BTreeSet<Strin
             });
         }
     }
-    Ok(())
-}
-
-async fn remove_prefix(catalog: &Catalog, relative: &str) -> std::result::Result<(), LakeError> {
-    let store = catalog.lake.store();
-    let prefix = catalog.lake.path(relative);
-    let locations = store.list(Some(&prefix)).map_ok(|m| m.location).boxed();
-    store
-        .delete_stream(locations)
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(|e| LakeError::object_store(&prefix, e))?;
     Ok(())
 }

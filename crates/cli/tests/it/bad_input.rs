@@ -100,6 +100,8 @@ fn failing_data_test_keeps_the_published_version_and_skips_downstream() {
     assert!(err.contains("SKIPPED marts.daily_revenue"), "{err}");
 
     assert_eq!(project.contents("staging.orders"), before);
+    // The failed run's staged files are gone; the first run's remain, as published.
+    assert_eq!(project.run_folders("staging.orders").len(), 1);
     assert_eq!(
         project.scalar(
             "SELECT status FROM hub.model_runs WHERE model = 'marts.daily_revenue' ORDER BY started_at DESC LIMIT 1"

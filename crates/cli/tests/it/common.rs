@@ -45,6 +45,19 @@ impl TestProject {
         self.path("data/lake").join(relative)
     }
 
+    /// The `run-<id>` folders of a local curated table (`schema.table`), one per publish
+    /// whose files are still there, oldest first.
+    pub fn run_folders(&self, table: &str) -> Vec<PathBuf> {
+        let folder = self.lake_path(&format!("curated/{}", table.replace('.', "/")));
+        let mut runs: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("run-"))
+            .collect();
+        runs.sort();
+        runs
+    }
+
     pub fn write(&self, relative: &str, text: &str) {
         let path = self.path(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -98,6 +98,16 @@ fn running_twice_publishes_identical_contents() {
         "1"
     );
     assert_eq!(project.scalar("SELECT count(*) FROM hub.runs"), "2");
+    // Each publish committed the files its run staged; the staged logs are gone.
+    let runs = project.run_folders("staging.orders");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in &runs {
+        // (An object store has no folders; on disk an empty one may stay.)
+        let staged_log = std::fs::read_dir(run.join("_delta_log"))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        assert_eq!(staged_log, 0, "{} kept its staged log", run.display());
+    }
 }
 
 #[test]
@@ -205,8 +215,9 @@ fn lookup_keys_publish_sorted_rows_in_small_pages() {
     );
     project.ok(&["run", "--select", "staging.orders"]);
 
-    let folder = project.lake_path("curated/staging/orders");
-    let files: Vec<_> = std::fs::read_dir(&folder)
+    let runs = project.run_folders("staging.orders");
+    assert_eq!(runs.len(), 1, "one publish: {runs:?}");
+    let files: Vec<_> = std::fs::read_dir(&runs[0])
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
@@ -281,8 +292,9 @@ fn record_links_are_partitioned_by_source() {
     ]);
 
     // One Delta partition folder per source, and every row in its source's folder.
-    let folder = project.lake_path("curated/identity/record_links");
-    let mut partitions: Vec<String> = std::fs::read_dir(&folder)
+    let runs = project.run_folders("identity.record_links");
+    assert_eq!(runs.len(), 1, "one publish: {runs:?}");
+    let mut partitions: Vec<String> = std::fs::read_dir(&runs[0])
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with("source="))
@@ -312,5 +324,84 @@ fn record_links_are_partitioned_by_source() {
     assert!(
         text.contains("partition-by names `origin`") && text.contains("record_links.toml"),
         "{text}"
+    );
+}
+
+#[test]
+fn incremental_models_replace_by_key_or_append() {
+    let project = TestProject::new();
+    project.generate();
+    // By key: a second run replaces the rows it returns again and keeps the others.
+    project.write(
+        "sql/marts/order_flags.toml",
+        "materialized = \"incremental\"\nunique-key = [\"order_id\"]\nlookup-keys = [\"order_id\"]\n",
+    );
+    project.write(
+        "sql/marts/order_flags.sql",
+        "SELECT order_id, 'first' AS flag FROM staging.orders\n",
+    );
+    // Without a key: every run's rows are added.
+    project.write(
+        "sql/marts/order_log.toml",
+        "materialized = \"incremental\"\n",
+    );
+    project.write(
+        "sql/marts/order_log.sql",
+        "SELECT order_id, 'first' AS flag FROM staging.orders WHERE status = 'completed'\n",
+    );
+    let select = ["run", "--select", "+marts.order_flags", "marts.order_log"];
+    project.ok(&select);
+    let orders = project.scalar("SELECT count(*) FROM staging.orders");
+    let completed =
+        project.scalar("SELECT count(*) FROM staging.orders WHERE status = 'completed'");
+    assert_eq!(
+        project.scalar("SELECT count(*) FROM marts.order_flags"),
+        orders
+    );
+
+    for table in ["order_flags", "order_log"] {
+        let path = format!("sql/marts/{table}.sql");
+        let sql = std::fs::read_to_string(project.path(&path)).unwrap();
+        let sql = sql.replace("'first'", "'second'");
+        let sql = if table == "order_flags" {
+            format!("{}WHERE status = 'completed'\n", sql)
+        } else {
+            sql
+        };
+        project.write(&path, &sql);
+    }
+    project.ok(&["run", "--select", "marts.order_flags", "marts.order_log"]);
+
+    let counts = |table: &str| {
+        project.rows(&format!(
+            "SELECT flag, count(*) FROM marts.{table} GROUP BY flag"
+        ))
+    };
+    let cancelled_or_returned = orders.parse::<u64>().unwrap() - completed.parse::<u64>().unwrap();
+    assert_eq!(
+        counts("order_flags"),
+        vec![
+            "flag,count(*)".to_string(),
+            format!("first,{cancelled_or_returned}"),
+            format!("second,{completed}"),
+        ]
+    );
+    assert_eq!(
+        counts("order_log"),
+        vec![
+            "flag,count(*)".to_string(),
+            format!("first,{completed}"),
+            format!("second,{completed}"),
+        ]
+    );
+    // The first publish of each adopted its run's files; the keyed table's second run was
+    // rewritten whole (its staged rows discarded), the other added its run's files.
+    assert_eq!(project.run_folders("marts.order_flags").len(), 1);
+    assert_eq!(project.run_folders("marts.order_log").len(), 2);
+    assert_eq!(
+        project.scalar(
+            "SELECT max(delta_version) FROM hub.model_runs WHERE model = 'marts.order_log'"
+        ),
+        "1"
     );
 }
