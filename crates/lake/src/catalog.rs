@@ -13,7 +13,6 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use deltalake::delta_datafusion::planner::DeltaPlanner;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::config::{Project, SourceConfig};
@@ -22,6 +21,7 @@ use crate::error::{LakeError, Result};
 use crate::join_planning::{BuildOnSmallerSide, CompactJoinBuildViews};
 use crate::location::Lake;
 use crate::raw::RawSource;
+use crate::shared_subplans::{LakeQueryPlanner, ShareRepeatedSubplans};
 
 pub const CATALOG: &str = "cdphub";
 pub const RAW_SCHEMA: &str = "raw";
@@ -226,8 +226,8 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
 }
 
 /// A session with the lake's store registered, `information_schema` on and cdphub's SQL
-/// functions registered. Delta's planner
-/// is installed because publishing a query result plans Delta's own write nodes.
+/// functions registered. The query planner knows Delta's nodes (publishing a query result
+/// plans Delta's own write nodes), and a subquery read more than once is computed once.
 pub fn new_session(lake: &Lake, project: &Project) -> Result<SessionContext> {
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = project.config.run.memory_limit {
@@ -256,10 +256,11 @@ pub fn new_session(lake: &Lake, project: &Project) -> Result<SessionContext> {
         .with_default_features()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_query_planner(DeltaPlanner::new())
+        .with_query_planner(Arc::new(LakeQueryPlanner))
         .with_physical_optimizer_rules(physical_optimizer_rules())
         .build();
     let ctx = SessionContext::new_with_state(state);
+    ctx.add_analyzer_rule(Arc::new(ShareRepeatedSubplans));
     let origin = project.config_path.display().to_string();
     cdphub_functions::register_all(&ctx, &project.config.identity, &origin)
         .map_err(|e| crate::config::identity_config_error(&project.config_path, e))?;

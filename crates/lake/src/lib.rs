@@ -8,6 +8,7 @@ pub mod join_planning;
 pub mod location;
 pub mod raw;
 pub mod serve_config;
+pub mod shared_subplans;
 
 pub use catalog::{CATALOG, CURATED_SCHEMAS, Catalog, HUB_SCHEMA, RAW_SCHEMA};
 pub use config::{Config, Overrides, Project};

@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cdphub_functions::{AnalyticsConfig, IdentityConfig};
+use cdphub_lake::shared_subplans::{LakeQueryPlanner, ShareRepeatedSubplans};
 use cdphub_lake::{CATALOG, CURATED_SCHEMAS};
 use cdphub_models::data_tests::{self, TestStatus};
 use cdphub_models::{ModelGraph, discover};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 #[path = "../../../functions/tests/it/slt_session.rs"]
@@ -28,12 +30,19 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/marts")
 }
 
-/// A session like the CLI's: the cdphub catalog with the curated schemas and every function.
+/// A session like the CLI's: the cdphub catalog with the curated schemas, every function,
+/// and repeated subqueries computed once.
 fn session(analytics: &AnalyticsConfig) -> SessionContext {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, "public")
         .with_create_default_catalog_and_schema(false);
-    let ctx = SessionContext::new_with_config(config);
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_query_planner(Arc::new(LakeQueryPlanner))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    ctx.add_analyzer_rule(Arc::new(ShareRepeatedSubplans));
     let catalog = Arc::new(MemoryCatalogProvider::new());
     for schema in CURATED_SCHEMAS.iter().chain(&["public"]) {
         catalog
