@@ -415,7 +415,7 @@ impl StagedVersion {
             partition_by: (!partition_by.is_empty()).then_some(partition_by),
             predicate: None,
         };
-        let mut table = match current {
+        let table = match current {
             Some(table) => table,
             None => table_handle(lake, &self.target)?,
         };
