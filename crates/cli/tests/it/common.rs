@@ -53,6 +53,8 @@ impl TestProject {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("run-"))
+            // On disk a deleted run may leave empty folders behind (object stores have none).
+            .filter(|p| holds_files(p))
             .collect();
         runs.sort();
         runs
@@ -141,6 +143,13 @@ impl TestProject {
         lines.sort();
         lines
     }
+}
+
+fn holds_files(folder: &Path) -> bool {
+    std::fs::read_dir(folder).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        path.is_file() || holds_files(&path)
+    })
 }
 
 /// What `cdphub run` prints when every model of the repository's `sql/` succeeds.
