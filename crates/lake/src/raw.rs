@@ -186,7 +186,7 @@ fn check_partition_folders(
 
 /// Writers differ in how they store text and bytes (Spark and pandas write `Utf8`,
 /// DataFusion `Utf8View`); those are one type to a reader, not drift.
-fn same_logical_type(a: &DataType, b: &DataType) -> bool {
+pub fn same_logical_type(a: &DataType, b: &DataType) -> bool {
     use DataType::{Binary, BinaryView, LargeBinary, LargeUtf8, Utf8, Utf8View};
     a == b
         || matches!(

@@ -53,7 +53,6 @@ impl AnalyzerRule for ShareRepeatedSubplans {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        // A recursive query re-runs its subqueries on each step's rows: nothing is shared.
         let mut seen: HashMap<LogicalPlan, usize> = HashMap::new();
         let mut recursive = false;
         plan.apply_with_subqueries(|node| {
@@ -63,10 +62,11 @@ impl AnalyzerRule for ShareRepeatedSubplans {
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
+        // A recursive query re-runs its subqueries on each step's rows: nothing is shared.
         if recursive {
             return Ok(plan);
         }
-        let mut shared: HashMap<LogicalPlan, Arc<SharedRows>> = seen
+        let shared: HashMap<LogicalPlan, Arc<SharedRows>> = seen
             .into_iter()
             .filter(|(body, count)| *count > 1 && is_costly(body))
             .map(|(body, _)| (body, Arc::default()))
@@ -75,7 +75,7 @@ impl AnalyzerRule for ShareRepeatedSubplans {
             return Ok(plan);
         }
         plan.transform_down_with_subqueries(|node| {
-            let Some(rows) = shareable_body(&node).and_then(|body| shared.get_mut(body)) else {
+            let Some(rows) = shareable_body(&node).and_then(|body| shared.get(body)) else {
                 return Ok(Transformed::no(node));
             };
             let rows = Arc::clone(rows);

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cdphub_lake::delta::{self, DeltaLocation, Layout};
+use cdphub_lake::raw::same_logical_type;
 use cdphub_lake::{Catalog, LakeError};
 use chrono::{DateTime, Utc};
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::TableProvider;
 use datafusion::common::Column;
 use datafusion::logical_expr::{JoinType, col};
@@ -281,17 +282,12 @@ async fn publication(
 /// Same names and types in the same order, string and binary encodings aside (a Delta scan
 /// may return views where the query returned plain arrays).
 fn same_columns(table: &Schema, rows: &Schema) -> bool {
-    let plain = |t: &DataType| match t {
-        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
-        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
-        other => other.clone(),
-    };
     table.fields().len() == rows.fields().len()
         && table
             .fields()
             .iter()
             .zip(rows.fields())
-            .all(|(a, b)| a.name() == b.name() && plain(a.data_type()) == plain(b.data_type()))
+            .all(|(a, b)| a.name() == b.name() && same_logical_type(a.data_type(), b.data_type()))
 }
 
 async fn build_and_publish(
