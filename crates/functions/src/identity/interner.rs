@@ -8,6 +8,7 @@
 //! `local * shards + shard`, so the numbering depends on the shard count; nothing outside
 //! relies on it (the stitch orders identifiers by content).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use hashbrown::HashTable;
@@ -147,6 +148,9 @@ impl Shard {
 #[derive(Debug)]
 pub struct Interner {
     shards: Vec<Shard>,
+    /// The per-shard buffers of earlier batches, emptied and kept for the next: a fresh set
+    /// per batch would fault in (and zero) tens of MB of new pages every time.
+    spare_buffers: Vec<Vec<ShardBuffer>>,
 }
 
 impl Default for Interner {
@@ -174,6 +178,11 @@ struct BufferedKey {
 }
 
 impl ShardBuffer {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.keys.clear();
+    }
+
     fn push(&mut self, hash: u64, slot: usize, key: &Key<'_>) {
         self.text.push_str(key.value);
         self.keys.push(BufferedKey {
@@ -199,6 +208,7 @@ impl Interner {
     pub fn with_shards(shards: usize) -> Self {
         Self {
             shards: (0..shards.max(1)).map(|_| Shard::default()).collect(),
+            spare_buffers: Vec::new(),
         }
     }
 
@@ -234,9 +244,11 @@ impl Interner {
         }
         // 1. Sort the keys into per-shard buffers, the segments split over the cores.
         let segments: Vec<usize> = (0..lengths.len()).collect();
+        let spares = Mutex::new(std::mem::take(&mut self.spare_buffers));
         let buffer_run = |run: &[usize]| -> Vec<ShardBuffer> {
-            let mut buffers: Vec<ShardBuffer> =
-                (0..shards).map(|_| ShardBuffer::default()).collect();
+            let spare = spares.lock().expect("no panics while held").pop();
+            let mut buffers =
+                spare.unwrap_or_else(|| (0..shards).map(|_| ShardBuffer::default()).collect());
             for &segment in run {
                 for i in 0..lengths[segment] {
                     if let Some(key) = key_at(segment, i) {
@@ -285,7 +297,16 @@ impl Interner {
                 fill(index, shard);
             }
         });
+        self.spare_buffers = runs;
+        for buffers in &mut self.spare_buffers {
+            buffers.iter_mut().for_each(ShardBuffer::clear);
+        }
         nodes.into_iter().map(AtomicU32::into_inner).collect()
+    }
+
+    /// Frees the buffers kept for further batches, once interning is over.
+    pub fn done_interning(&mut self) {
+        self.spare_buffers = Vec::new();
     }
 
     pub fn value(&self, node: u32) -> &str {
