@@ -106,7 +106,7 @@ struct TextList {
 impl TextList {
     fn with_capacity(items: usize) -> Self {
         Self {
-            text: String::with_capacity(items * 18),
+            text: String::with_capacity(items * UNIFIED_ID_LEN),
             ends: Vec::with_capacity(items),
         }
     }
@@ -116,12 +116,14 @@ impl TextList {
         self.ends.push(self.text.len());
     }
 
-    /// Adds the id this module issues for `hash`: `u-` and 16 hex digits.
-    fn push_unified_id(&mut self, hash: u64) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut id = *b"u-0000000000000000";
-        for (i, digit) in id[2..].iter_mut().enumerate() {
-            *digit = HEX[(hash >> (60 - 4 * i)) as usize & 0xf];
+    /// Adds the id this module issues for `number` (below 2^55): `u` and 11 lowercase
+    /// Crockford base-32 digits. Twelve bytes, so the id sits inside its Arrow string view
+    /// and joins and groupings on it compare views, not buffers.
+    fn push_unified_id(&mut self, number: u64) {
+        let mut id = [b'u'; UNIFIED_ID_LEN];
+        for (i, digit) in id[1..].iter_mut().enumerate() {
+            let shift = 5 * (UNIFIED_ID_DIGITS - 1 - i);
+            *digit = BASE32[(number >> shift) as usize & 0x1f];
         }
         self.push(std::str::from_utf8(&id).expect("ASCII"));
     }
@@ -362,13 +364,15 @@ impl Stitcher {
     fn new(graph: IdentityGraph, rules: &StitchRules) -> Self {
         let IdentityGraph {
             type_names,
-            values,
+            mut values,
             links,
-            previous_ids,
+            mut previous_ids,
             previous_since,
             previous,
             ..
         } = graph;
+        values.done_interning();
+        previous_ids.done_interning();
         let mut clock = std::time::Instant::now();
         // Types ranked by priority, then by name.
         let mut type_order: Vec<u16> = (0..type_names.len() as u16).collect();
@@ -648,7 +652,7 @@ impl Stitcher {
             }
         }
         log_phase(&mut clock, "previous ids matched");
-        let new_ids = self.new_id_hashes(&anchors, &kept_id);
+        let new_ids = self.new_id_numbers(&anchors, &kept_id);
         let mut new_ids = new_ids.into_iter();
         let mut cluster_ids = TextList::with_capacity(clusters);
         let mut cluster_since = Vec::with_capacity(clusters);
@@ -716,17 +720,18 @@ impl Stitcher {
         (stitched, stats)
     }
 
-    /// The hashes of the ids of the clusters that keep no previous id, in cluster order:
+    /// The numbers of the ids of the clusters that keep no previous id, in cluster order:
     /// each from the cluster's anchor, salted until it collides with no id issued before
     /// and no earlier new id.
-    fn new_id_hashes(&self, anchors: &[u32], kept_id: &[u32]) -> Vec<u64> {
+    fn new_id_numbers(&self, anchors: &[u32], kept_id: &[u32]) -> Vec<u64> {
         let fresh: Vec<u32> = anchors
             .iter()
             .zip(kept_id)
             .filter(|(_, id)| **id == NONE)
             .map(|(&anchor, _)| anchor)
             .collect();
-        let anchor_of = |anchor: u32, salt: u32| anchor_hash(self.hashes[anchor as usize], salt);
+        let anchor_of =
+            |anchor: u32, salt: u32| anchor_id_number(self.hashes[anchor as usize], salt);
         let mut hashes: Vec<u64> = fresh.iter().map(|&anchor| anchor_of(anchor, 0)).collect();
         let issued: Vec<u64> = self
             .previous_ids
@@ -785,17 +790,30 @@ fn log_phase(clock: &mut std::time::Instant, phase: &str) {
     *clock = std::time::Instant::now();
 }
 
-/// The hash of a new person's id: from the hash of its strongest identifier (type and
-/// value, see [`crate::identity::interner::value_hash`]) and a salt, so stable across
-/// runs and platforms.
-fn anchor_hash(value_hash: u64, salt: u32) -> u64 {
-    XxHash64::oneshot(u64::from(salt), &value_hash.to_le_bytes())
+/// Crockford's base-32 digits, lowercase (no i, l, o or u: nothing to misread).
+const BASE32: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+const UNIFIED_ID_DIGITS: usize = 11;
+const UNIFIED_ID_LEN: usize = 1 + UNIFIED_ID_DIGITS;
+
+/// The number of a new person's id (55 bits, what [`TextList::push_unified_id`] spells):
+/// from the hash of its strongest identifier (type and value, see
+/// [`crate::identity::interner::value_hash`]) and a salt, so stable across runs and
+/// platforms.
+fn anchor_id_number(value_hash: u64, salt: u32) -> u64 {
+    XxHash64::oneshot(u64::from(salt), &value_hash.to_le_bytes()) >> (64 - 5 * UNIFIED_ID_DIGITS)
 }
 
-/// The hash inside an id this module issued (`u-<16 hex digits>`).
+/// The number inside an id this module issues. Ids of the earlier `u-<16 hex digits>` form
+/// are kept by their people but never clash with new ones (another length), so they give
+/// `None`.
 fn parse_unified_id(id: &str) -> Option<u64> {
-    let hex = id.strip_prefix("u-")?;
-    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok())?
+    let digits = id
+        .strip_prefix('u')
+        .filter(|_| id.len() == UNIFIED_ID_LEN)?;
+    digits.bytes().try_fold(0u64, |number, digit| {
+        let value = BASE32.iter().position(|&b| b == digit)?;
+        Some(number << 5 | value as u64)
+    })
 }
 
 /// Union-find with union by size, path halving and per-root counts of limited types.
@@ -930,6 +948,27 @@ mod tests {
             g.link(at, av, bt, bv);
         }
         g
+    }
+
+    #[test]
+    fn unified_ids_fit_a_string_view_and_parse_back() {
+        let mut ids = TextList::with_capacity(3);
+        for number in [0, 12_345_678_901, (1 << 55) - 1] {
+            ids.push_unified_id(number);
+        }
+        assert_eq!(ids.get(0), "u00000000000");
+        assert_eq!(ids.get(2), "uzzzzzzzzzzz");
+        for (i, number) in [0, 12_345_678_901, (1u64 << 55) - 1]
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(ids.get(i).len(), 12, "inline in an Arrow view");
+            assert_eq!(parse_unified_id(ids.get(i)), Some(number));
+        }
+        // The earlier form and foreign ids are not this form's numbers.
+        assert_eq!(parse_unified_id("u-00000000000000ff"), None);
+        assert_eq!(parse_unified_id("uiiiiiiiiiii"), None);
+        assert!(anchor_id_number(u64::MAX, 7) < 1 << 55);
     }
 
     #[test]

@@ -410,7 +410,7 @@ fn to_batches(identifiers: &Stitched, schema: &SchemaRef) -> Result<Vec<RecordBa
             Ok(match name {
                 "id_type" => output_text(rows, 12, &|i| Some(identifiers.id_type(i))),
                 "id_value" => output_text(rows, 24, &|i| Some(identifiers.id_value(i))),
-                "unified_id" => output_text(rows, 18, &|i| identifiers.unified_id(i)),
+                "unified_id" => output_text(rows, 12, &|i| identifiers.unified_id(i)),
                 "unified_since" => {
                     let since: TimestampMicrosecondArray =
                         rows.map(|i| identifiers.unified_since(i)).collect();
