@@ -41,14 +41,9 @@ contacts AS (
     GROUP BY m.unified_id
 ),
 activity AS (
-    SELECT l.unified_id, count(*) AS records, min(i.observed_at) AS first_seen_at, max(i.observed_at) AS last_seen_at
-    FROM identity.record_links AS l
-    JOIN (
-        SELECT source, record_id, max(observed_at) AS observed_at
-        FROM staging.identities
-        GROUP BY source, record_id
-    ) AS i ON i.source = l.source AND i.record_id = l.record_id
-    GROUP BY l.unified_id
+    SELECT unified_id, count(*) AS records, min(observed_at) AS first_seen_at, max(observed_at) AS last_seen_at
+    FROM identity.record_links
+    GROUP BY unified_id
 )
 SELECT
     p.unified_id,

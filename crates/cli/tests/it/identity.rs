@@ -60,6 +60,29 @@ fn stitch_matches_the_truth_and_refuses_junk_and_shared_devices() {
         project.scalar("SELECT count(*) FROM marts.customer_profiles"),
         project.scalar("SELECT count(DISTINCT unified_id) FROM identity.id_map")
     );
+    // A profile's activity is its records' own times, here taken from staging.identities.
+    let activity_mismatches = project.scalar(
+        "SELECT count(*) FROM marts.customer_profiles AS p FULL JOIN ( \
+             SELECT l.unified_id, count(*) AS records, min(i.observed_at) AS first_seen, \
+                    max(i.observed_at) AS last_seen \
+             FROM identity.record_links AS l JOIN ( \
+                 SELECT source, record_id, max(observed_at) AS observed_at \
+                 FROM staging.identities GROUP BY source, record_id) AS i \
+               ON i.source = l.source AND i.record_id = l.record_id \
+             GROUP BY l.unified_id) AS a ON a.unified_id = p.unified_id \
+         WHERE (p.records IS DISTINCT FROM coalesce(a.records, 0)) \
+            OR (p.first_seen_at IS DISTINCT FROM a.first_seen) \
+            OR (p.last_seen_at IS DISTINCT FROM a.last_seen)",
+    );
+    assert_eq!(activity_mismatches, "0");
+    let active: u64 = project
+        .scalar("SELECT count(*) FROM marts.customer_profiles WHERE records > 1 AND first_seen_at < last_seen_at")
+        .parse()
+        .unwrap();
+    assert!(
+        active > 100,
+        "people with several records over time: {active}"
+    );
     let report = project.ok(&["identity", "report"]);
     for section in [
         "Persons by cluster size",
