@@ -82,13 +82,11 @@ impl Survive {
                 "survive: unknown rule '{rule_text}'; use 'most_recent', 'most_frequent' or 'source_priority'"
             );
         };
-        Ok(SurviveGroups {
+        Ok(SurviveGroups::new(
             rule,
-            value_type: args.return_field.data_type().clone(),
-            source_priority: Arc::new(self.source_priority.clone()),
-            groups: Vec::new(),
-            value_bytes: 0,
-        })
+            args.return_field.data_type().clone(),
+            Arc::new(self.source_priority.clone()),
+        ))
     }
 }
 
@@ -177,6 +175,20 @@ struct SurviveGroups {
 }
 
 impl SurviveGroups {
+    fn new(
+        rule: SurvivorshipRule,
+        value_type: DataType,
+        source_priority: Arc<Vec<String>>,
+    ) -> Self {
+        Self {
+            rule,
+            value_type,
+            source_priority,
+            groups: Vec::new(),
+            value_bytes: 0,
+        }
+    }
+
     fn source_rank(&self, source: Option<&str>) -> u32 {
         if self.rule != SurvivorshipRule::SourcePriority {
             return 0;
@@ -260,15 +272,15 @@ impl SurviveGroups {
     }
 
     fn evaluate_groups(&self, groups: &[Vec<Candidate>]) -> Result<ArrayRef> {
-        let null = ScalarValue::try_from(&self.value_type)?;
         if groups.is_empty() {
             return Ok(new_empty_array(&self.value_type));
         }
-        ScalarValue::iter_to_array(
-            groups
-                .iter()
-                .map(|candidates| self.winner(candidates).cloned().unwrap_or(null.clone())),
-        )
+        let null = ScalarValue::try_from(&self.value_type)?;
+        ScalarValue::iter_to_array(groups.iter().map(|candidates| {
+            self.winner(candidates)
+                .cloned()
+                .unwrap_or_else(|| null.clone())
+        }))
     }
 
     fn state_of(&self, groups: &[Vec<Candidate>]) -> Result<Vec<ArrayRef>> {
@@ -322,14 +334,18 @@ impl GroupsAccumulator for SurviveGroups {
         self.grow(total_num_groups);
         let times = cast(times, &timestamp_type())?;
         let times = times.as_primitive::<TimestampMicrosecondType>();
-        let sources = cast(sources, &DataType::Utf8)?;
-        let sources = sources.as_string::<i32>();
+        // Only source_priority reads the sources; the cast copies the whole column.
+        let sources = (self.rule == SurvivorshipRule::SourcePriority)
+            .then(|| cast(sources, &DataType::Utf8))
+            .transpose()?;
+        let sources = sources.as_ref().map(|s| s.as_string::<i32>());
         for (row, &group) in group_indices.iter().enumerate() {
             let filtered_out = opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row));
             if values.is_null(row) || filtered_out {
                 continue;
             }
-            let rank = self.source_rank((!sources.is_null(row)).then(|| sources.value(row)));
+            let source = sources.and_then(|s| (!s.is_null(row)).then(|| s.value(row)));
+            let rank = self.source_rank(source);
             let observed_at = (!times.is_null(row)).then(|| times.value(row));
             self.offer(group, observed_at, rank, 1, || {
                 ScalarValue::try_from_array(values, row)
@@ -348,6 +364,8 @@ impl GroupsAccumulator for SurviveGroups {
             return exec_err!("survive: a partial state has four lists");
         };
         self.grow(total_num_groups);
+        // The four lists share their offsets (state_of builds them so): the values' offsets
+        // index the other lists' items too.
         let lists = values.as_list::<i32>();
         let items = lists.values();
         let times = times
@@ -398,13 +416,11 @@ impl GroupsAccumulator for SurviveGroups {
     ) -> Result<Vec<ArrayRef>> {
         // Each row is a group of its own.
         let rows = values.first().map_or(0, |v| v.len());
-        let mut single = SurviveGroups {
-            rule: self.rule,
-            value_type: self.value_type.clone(),
-            source_priority: Arc::clone(&self.source_priority),
-            groups: Vec::new(),
-            value_bytes: 0,
-        };
+        let mut single = SurviveGroups::new(
+            self.rule,
+            self.value_type.clone(),
+            Arc::clone(&self.source_priority),
+        );
         let groups: Vec<usize> = (0..rows).collect();
         single.update_batch(values, &groups, opt_filter, rows)?;
         single.state(EmitTo::All)

@@ -732,28 +732,28 @@ impl Stitcher {
             .collect();
         let anchor_of =
             |anchor: u32, salt: u32| anchor_id_number(self.hashes[anchor as usize], salt);
-        let mut hashes: Vec<u64> = fresh.iter().map(|&anchor| anchor_of(anchor, 0)).collect();
+        let mut numbers: Vec<u64> = fresh.iter().map(|&anchor| anchor_of(anchor, 0)).collect();
         let issued: Vec<u64> = self
             .previous_ids
             .nodes()
             .filter_map(|id| parse_unified_id(self.previous_ids.value(id)))
             .collect();
-        // Collisions are rare (64-bit hashes): check them all at once with a sort, and
-        // only on a collision walk the clusters in order with a set of taken hashes.
-        let mut all: Vec<u64> = hashes.iter().chain(&issued).copied().collect();
+        // Collisions are rare (55-bit numbers): check them all at once with a sort, and
+        // only on a collision walk the clusters in order with a set of taken numbers.
+        let mut all: Vec<u64> = numbers.iter().chain(&issued).copied().collect();
         parallel_sort(&mut all);
         if all.windows(2).all(|pair| pair[0] != pair[1]) {
-            return hashes;
+            return numbers;
         }
         let mut taken: HashSet<u64> = issued.into_iter().collect();
-        for (hash, &anchor) in hashes.iter_mut().zip(&fresh) {
+        for (number, &anchor) in numbers.iter_mut().zip(&fresh) {
             let mut salt = 0;
-            while !taken.insert(*hash) {
+            while !taken.insert(*number) {
                 salt += 1;
-                *hash = anchor_of(anchor, salt);
+                *number = anchor_of(anchor, salt);
             }
         }
-        hashes
+        numbers
     }
 
     /// Why identifiers no longer share the person they had: for each previous id, the
