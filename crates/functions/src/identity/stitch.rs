@@ -1047,6 +1047,48 @@ mod tests {
         }
     }
 
+    /// Which link a limit refuses, and why, must not depend on the order links arrived in.
+    #[test]
+    fn refusals_are_deterministic_whatever_the_input_order() {
+        let links = [
+            ("customer_id", "C1", "device_id", "tablet"),
+            ("customer_id", "C2", "device_id", "tablet"),
+            ("customer_id", "C1", "email", "a@x.fr"),
+            ("email", "a@x.fr", "phone", "+33600000009"),
+            ("customer_id", "C2", "phone", "+33600000009"),
+            ("customer_id", "C3", "email", "c@x.fr"),
+        ];
+        let outcome = |links: &[(&str, &str, &str, &str)]| {
+            let (result, stats) = graph(links).stitch(&rules(""), 0);
+            let mut rows: Vec<String> = result
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {:?} {} {:?}",
+                        r.id_type,
+                        r.id_value,
+                        r.unified_id,
+                        r.status.as_str(),
+                        r.reason
+                    )
+                })
+                .collect();
+            rows.sort();
+            (rows, stats.persons, stats.refused_links)
+        };
+        let first = outcome(&links);
+        let mut reversed = links;
+        reversed.reverse();
+        assert_eq!(first, outcome(&reversed));
+        // C1 and C2 stay apart: the tablet and the phone that bridged them are refused.
+        assert_eq!(first.1, 3, "{:?}", first.0);
+        assert_eq!(first.2, 2);
+        let refused: Vec<&String> = first.0.iter().filter(|r| r.contains("contested")).collect();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused.iter().any(|r| r.starts_with("device_id tablet")));
+        assert!(refused.iter().any(|r| r.starts_with("phone +33600000009")));
+    }
+
     /// Large enough for the parallel paths (interning, sorts, output) to run.
     #[test]
     fn large_graphs_match_a_plain_connected_components_whatever_the_shards() {
