@@ -2,9 +2,9 @@
 -- events of staging.consents and the unsubscribe links clicked in emails (a revocation of
 -- email_marketing even when the email platform never synced it back). On the same instant
 -- a revocation beats a grant. A person without any decision for a purpose has no row:
--- no consent.
+-- no consent. Identical decisions need no DISTINCT: row_number() keeps one of them.
 WITH decisions AS (
-    SELECT DISTINCT l.unified_id, c.purpose, c.granted, c.occurred_at, 'consent' AS decided_by
+    SELECT l.unified_id, c.purpose, c.granted, c.occurred_at, 'consent' AS decided_by
     FROM staging.consents AS c
     JOIN identity.record_links AS l ON l.source = 'consents' AND l.record_id = c.consent_id
     UNION ALL

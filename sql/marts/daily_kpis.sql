@@ -13,18 +13,20 @@
 --   email_ctr                     not a sales channel; CTR is clicks / sends
 -- Store rows have no sessions, so their traffic ratios are NULL.
 -- Distinct customers and visitors are counted in two steps: one row per person (or visitor),
--- day and channel first, and per person and day for 'all' (grouping sets), then plain counts
--- of those rows. Each input is read and joined to its links once. A person's first completed
--- order is marts.customer_traits.first_order_at.
+-- day and channel first, then plain counts of those rows; the 'all' rows are folded from the
+-- per-channel rows. Plain GROUP BYs, not GROUPING SETS: DataFusion skips the partial
+-- aggregation of a plain grouping when it barely reduces the rows (one row per visitor-day
+-- here), never of grouping sets. Each input is read and joined to its links once. A person's
+-- first completed order is marts.customer_traits.first_order_at.
 WITH orders AS (
     SELECT CAST(o.ordered_at AS DATE) AS day, o.channel, o.status, o.revenue, l.unified_id
     FROM staging.orders AS o
     LEFT JOIN identity.record_links AS l ON l.source = 'orders' AND l.record_id = o.record_id
 ),
-buyer_days AS (
+buyer_channel_days AS (
     SELECT
         day,
-        CASE WHEN grouping(channel) = 1 THEN 'all' ELSE channel END AS channel,
+        channel,
         unified_id,
         count(*) FILTER (WHERE status = 'completed') AS orders,
         sum(revenue) FILTER (WHERE status = 'completed') AS revenue,
@@ -32,7 +34,15 @@ buyer_days AS (
         count(*) FILTER (WHERE status = 'cancelled') AS cancelled_orders,
         sum(revenue) FILTER (WHERE status = 'completed' AND channel IN ('web', 'app')) AS online_revenue
     FROM orders
-    GROUP BY GROUPING SETS ((day, channel, unified_id), (day, unified_id))
+    GROUP BY day, channel, unified_id
+),
+buyer_days AS (
+    SELECT * FROM buyer_channel_days
+    UNION ALL
+    SELECT day, 'all', unified_id, sum(orders), sum(revenue), sum(returned_orders),
+        sum(cancelled_orders), sum(online_revenue)
+    FROM buyer_channel_days
+    GROUP BY day, unified_id
 ),
 sales AS (
     SELECT
@@ -63,13 +73,13 @@ sessions AS (
 visitor_days AS (
     SELECT
         day,
-        CASE WHEN grouping(channel) = 1 THEN 'all' ELSE channel END AS channel,
+        channel,
         visitor,
         count(*) AS sessions,
         count(*) FILTER (WHERE events = 1) AS bounces,
         count(*) FILTER (WHERE reached_checkout) AS converted_sessions
     FROM sessions
-    GROUP BY GROUPING SETS ((day, channel, visitor), (day, visitor))
+    GROUP BY day, channel, visitor
 ),
 traffic AS (
     SELECT
@@ -81,6 +91,10 @@ traffic AS (
         sum(converted_sessions) AS converted_sessions
     FROM visitor_days
     GROUP BY day, channel
+    UNION ALL
+    SELECT day, 'all', sum(sessions), count(DISTINCT visitor), sum(bounces), sum(converted_sessions)
+    FROM visitor_days
+    GROUP BY day
 ),
 email AS (
     SELECT
