@@ -37,7 +37,8 @@ buyer_channel_days AS (
     GROUP BY day, channel, unified_id
 ),
 buyer_days AS (
-    SELECT * FROM buyer_channel_days
+    SELECT day, channel, unified_id, orders, revenue, returned_orders, cancelled_orders, online_revenue
+    FROM buyer_channel_days
     UNION ALL
     SELECT day, 'all', unified_id, sum(orders), sum(revenue), sum(returned_orders),
         sum(cancelled_orders), sum(online_revenue)
