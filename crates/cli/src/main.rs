@@ -1,5 +1,6 @@
 //! `cdphub`: the command-line entry point of the customer-data hub.
 
+mod allocator;
 mod app;
 mod commands;
 mod output;
@@ -13,6 +14,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    allocator::keep_freed_memory_longer();
     let cli = app::Cli::parse();
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
