@@ -17,7 +17,8 @@
 -- per-channel rows. Plain GROUP BYs, not GROUPING SETS: DataFusion skips the partial
 -- aggregation of a plain grouping when it barely reduces the rows (one row per visitor-day
 -- here), never of grouping sets. Each input is read and joined to its links once. A person's
--- first completed order is marts.customer_traits.first_order_at.
+-- first completed order comes from the same orders, so this mart does not wait for
+-- marts.customer_traits.
 WITH orders AS (
     SELECT CAST(o.ordered_at AS DATE) AS day, o.channel, o.status, o.revenue, l.unified_id
     FROM staging.orders AS o
@@ -45,6 +46,12 @@ buyer_days AS (
     FROM buyer_channel_days
     GROUP BY day, unified_id
 ),
+first_order_days AS (
+    SELECT unified_id, min(day) AS first_order_day
+    FROM buyer_channel_days
+    WHERE orders > 0 AND unified_id IS NOT NULL
+    GROUP BY unified_id
+),
 sales AS (
     SELECT
         b.day,
@@ -54,11 +61,11 @@ sales AS (
         sum(b.returned_orders) AS returned_orders,
         sum(b.cancelled_orders) AS cancelled_orders,
         count(*) FILTER (WHERE b.orders > 0 AND b.unified_id IS NOT NULL) AS customers,
-        count(*) FILTER (WHERE b.orders > 0 AND b.unified_id IS NOT NULL AND CAST(t.first_order_at AS DATE) = b.day) AS new_customers,
-        count(*) FILTER (WHERE b.orders > 0 AND b.unified_id IS NOT NULL AND CAST(t.first_order_at AS DATE) < b.day) AS returning_customers,
+        count(*) FILTER (WHERE b.orders > 0 AND b.unified_id IS NOT NULL AND f.first_order_day = b.day) AS new_customers,
+        count(*) FILTER (WHERE b.orders > 0 AND b.unified_id IS NOT NULL AND f.first_order_day < b.day) AS returning_customers,
         sum(b.online_revenue) AS online_revenue
     FROM buyer_days AS b
-    LEFT JOIN marts.customer_traits AS t ON t.unified_id = b.unified_id
+    LEFT JOIN first_order_days AS f ON f.unified_id = b.unified_id
     GROUP BY b.day, b.channel
 ),
 sessions AS (

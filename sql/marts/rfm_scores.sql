@@ -11,18 +11,43 @@
 --   3        About to Sleep   About to Sleep   Need Attention   Loyal            Loyal
 --   2        Hibernating      Hibernating      At Risk          At Risk          Can't Lose Them
 --   1        Lost             Hibernating      At Risk          At Risk          Can't Lose Them
-WITH scored AS (
+-- A value's rank is 1 + the buyers with a worse value: counted per distinct value, then
+-- summed over the values in order, so the sorts are of distinct values, not of every buyer.
+WITH buyers AS (
+    SELECT count(*) AS n FROM marts.purchase_summary
+),
+recency_ranks AS (
+    SELECT recency_days, sum(buyers) OVER (ORDER BY recency_days DESC) - buyers + 1 AS rank
+    FROM (
+        SELECT analysis_date - last_order_date AS recency_days, count(*) AS buyers
+        FROM marts.purchase_summary
+        GROUP BY analysis_date - last_order_date
+    ) AS by_value
+),
+frequency_ranks AS (
+    SELECT orders, sum(buyers) OVER (ORDER BY orders) - buyers + 1 AS rank
+    FROM (SELECT orders, count(*) AS buyers FROM marts.purchase_summary GROUP BY orders) AS by_value
+),
+monetary_ranks AS (
+    SELECT revenue, sum(buyers) OVER (ORDER BY revenue) - buyers + 1 AS rank
+    FROM (SELECT revenue, count(*) AS buyers FROM marts.purchase_summary GROUP BY revenue) AS by_value
+),
+scored AS (
     SELECT
-        unified_id,
-        analysis_date,
-        last_order_date,
-        analysis_date - last_order_date AS recency_days,
-        orders AS frequency,
-        revenue AS monetary,
-        1 + CAST(floor(5.0 * (rank() OVER (ORDER BY analysis_date - last_order_date DESC) - 1) / count(*) OVER ()) AS INT) AS r_score,
-        1 + CAST(floor(5.0 * (rank() OVER (ORDER BY orders) - 1) / count(*) OVER ()) AS INT) AS f_score,
-        1 + CAST(floor(5.0 * (rank() OVER (ORDER BY revenue) - 1) / count(*) OVER ()) AS INT) AS m_score
-    FROM marts.purchase_summary
+        p.unified_id,
+        p.analysis_date,
+        p.last_order_date,
+        p.analysis_date - p.last_order_date AS recency_days,
+        p.orders AS frequency,
+        p.revenue AS monetary,
+        1 + CAST(floor(5.0 * (r.rank - 1) / b.n) AS INT) AS r_score,
+        1 + CAST(floor(5.0 * (f.rank - 1) / b.n) AS INT) AS f_score,
+        1 + CAST(floor(5.0 * (m.rank - 1) / b.n) AS INT) AS m_score
+    FROM marts.purchase_summary AS p
+    CROSS JOIN buyers AS b
+    JOIN recency_ranks AS r ON r.recency_days IS NOT DISTINCT FROM p.analysis_date - p.last_order_date
+    JOIN frequency_ranks AS f ON f.orders IS NOT DISTINCT FROM p.orders
+    JOIN monetary_ranks AS m ON m.revenue IS NOT DISTINCT FROM p.revenue
 ),
 combined AS (
     SELECT *, CAST(floor((f_score + m_score) / 2.0 + 0.5) AS INT) AS fm_score
