@@ -4,8 +4,8 @@
 -- a revocation beats a grant, then the decided_by name that sorts first. A person without any
 -- decision for a purpose has no row: no consent.
 -- Aggregates, not row_number() over a sort: the latest instant per person and purpose, then
--- the decisions at that instant folded into one row (a window over 1.4 M decisions took
--- three times as long).
+-- the decisions at that instant folded into one row (at scale 10 the window alone took
+-- 1.25 s of the 1.6-2.0 s query; this query takes 1.25-1.35 s).
 WITH decisions AS (
     SELECT l.unified_id, c.purpose, c.granted, c.occurred_at, 'consent' AS decided_by
     FROM staging.consents AS c

@@ -13,41 +13,42 @@
 --   1        Lost             Hibernating      At Risk          At Risk          Can't Lose Them
 -- A value's rank is 1 + the buyers with a worse value: counted per distinct value, then
 -- summed over the values in order, so the sorts are of distinct values, not of every buyer.
-WITH buyers AS (
-    SELECT count(*) AS n FROM marts.purchase_summary
+WITH summary AS (
+    SELECT
+        unified_id,
+        analysis_date,
+        last_order_date,
+        analysis_date - last_order_date AS recency_days,
+        orders AS frequency,
+        revenue AS monetary
+    FROM marts.purchase_summary
+),
+buyers AS (
+    SELECT count(*) AS n FROM summary
 ),
 recency_ranks AS (
     SELECT recency_days, sum(buyers) OVER (ORDER BY recency_days DESC) - buyers + 1 AS rank
-    FROM (
-        SELECT analysis_date - last_order_date AS recency_days, count(*) AS buyers
-        FROM marts.purchase_summary
-        GROUP BY analysis_date - last_order_date
-    ) AS by_value
+    FROM (SELECT recency_days, count(*) AS buyers FROM summary GROUP BY recency_days) AS by_value
 ),
 frequency_ranks AS (
-    SELECT orders, sum(buyers) OVER (ORDER BY orders) - buyers + 1 AS rank
-    FROM (SELECT orders, count(*) AS buyers FROM marts.purchase_summary GROUP BY orders) AS by_value
+    SELECT frequency, sum(buyers) OVER (ORDER BY frequency) - buyers + 1 AS rank
+    FROM (SELECT frequency, count(*) AS buyers FROM summary GROUP BY frequency) AS by_value
 ),
 monetary_ranks AS (
-    SELECT revenue, sum(buyers) OVER (ORDER BY revenue) - buyers + 1 AS rank
-    FROM (SELECT revenue, count(*) AS buyers FROM marts.purchase_summary GROUP BY revenue) AS by_value
+    SELECT monetary, sum(buyers) OVER (ORDER BY monetary) - buyers + 1 AS rank
+    FROM (SELECT monetary, count(*) AS buyers FROM summary GROUP BY monetary) AS by_value
 ),
 scored AS (
     SELECT
-        p.unified_id,
-        p.analysis_date,
-        p.last_order_date,
-        p.analysis_date - p.last_order_date AS recency_days,
-        p.orders AS frequency,
-        p.revenue AS monetary,
+        s.*,
         1 + CAST(floor(5.0 * (r.rank - 1) / b.n) AS INT) AS r_score,
         1 + CAST(floor(5.0 * (f.rank - 1) / b.n) AS INT) AS f_score,
         1 + CAST(floor(5.0 * (m.rank - 1) / b.n) AS INT) AS m_score
-    FROM marts.purchase_summary AS p
+    FROM summary AS s
     CROSS JOIN buyers AS b
-    JOIN recency_ranks AS r ON r.recency_days IS NOT DISTINCT FROM p.analysis_date - p.last_order_date
-    JOIN frequency_ranks AS f ON f.orders IS NOT DISTINCT FROM p.orders
-    JOIN monetary_ranks AS m ON m.revenue IS NOT DISTINCT FROM p.revenue
+    JOIN recency_ranks AS r ON r.recency_days IS NOT DISTINCT FROM s.recency_days
+    JOIN frequency_ranks AS f ON f.frequency IS NOT DISTINCT FROM s.frequency
+    JOIN monetary_ranks AS m ON m.monetary IS NOT DISTINCT FROM s.monetary
 ),
 combined AS (
     SELECT *, CAST(floor((f_score + m_score) / 2.0 + 0.5) AS INT) AS fm_score
