@@ -1,4 +1,5 @@
-//! mimalloc's purge delay: how long freed memory stays mapped before it goes back to the OS.
+//! The process allocator, mimalloc, and its purge delay: how long freed memory stays mapped
+//! before it goes back to the OS.
 //!
 //! A query frees and allocates large buffers batch after batch. With mimalloc's default of
 //! 1 s, much of that memory is handed back and faulted in again: a scale-10 marts run took
@@ -7,6 +8,9 @@
 //! still returns its memory after 10 s.
 
 use std::ffi::c_long;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `MIMALLOC_PURGE_DELAY` when the environment does not set it, in milliseconds.
 const PURGE_DELAY_MS: c_long = 10_000;

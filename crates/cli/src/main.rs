@@ -10,9 +10,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     allocator::keep_freed_memory_longer();
     let cli = app::Cli::parse();
