@@ -4,8 +4,8 @@
 //! Links are processed strongest first (by the priority of their weaker end), so when a
 //! limit would break (two `customer_id`s in one person), the weak identifier that tried to
 //! bridge them (a shared tablet, a placeholder phone) is the one set aside. Set-aside
-//! identifiers link nothing, and the graph is stitched again without them, so one bad
-//! bridge never merges two people even partially.
+//! identifiers link nothing, and the people they had joined are stitched again without
+//! them, so one bad bridge never merges two people even partially.
 //!
 //! Sized for tens of millions of links: identifiers are interned once (in parallel
 //! shards, see [`Interner`]), everything after that works on dense `u32` numbers, and the
@@ -934,7 +934,8 @@ impl Forest {
         self.tallies[start + 1 + slot] = count;
     }
 
-    /// Back to an identifier of its own.
+    /// Back to an identifier of its own. Its limit counts are left as they were: only the
+    /// rebuild of [`Stitcher::rebuild_contested`] resets, and it checks no limits.
     fn reset(&mut self, node: u32) {
         self.parent[node as usize] = node;
         let start = node as usize * self.stride();
@@ -1121,6 +1122,8 @@ mod tests {
             .iter()
             .map(|r| ((r.id_type, r.id_value), r.status))
             .collect();
+        // Independent reference: components, by search, of the links between identifiers
+        // that stay linked.
         let linked = |t: &str, v: &str| status[&(t, v)] == IdentifierStatus::Linked;
         let mut neighbours: HashMap<(&str, &str), Vec<(&str, &str)>> = HashMap::new();
         for (at, av, bt, bv) in &edges {
